@@ -1,0 +1,5 @@
+"""Allows ``python -m nnunet_rdvit``."""
+
+from nnunet_rdvit.cli import main
+
+raise SystemExit(main())

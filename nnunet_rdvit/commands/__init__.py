@@ -1,0 +1,1 @@
+"""Sub-commands of the ``nnunet-rdvit`` command line."""

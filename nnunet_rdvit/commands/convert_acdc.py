@@ -1,0 +1,59 @@
+"""``nnunet-rdvit convert-acdc``: the ACDC challenge folder -> an nnU-Net v2 raw dataset with patient splits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+NAME = "convert-acdc"
+HELP = ("Validate the ACDC challenge data and convert it into an nnU-Net v2 raw dataset "
+        "(DatasetNNN_ACDC) with a patient-grouped 5-fold split and per-case metadata.")
+
+
+def _dataset_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 1 <= value <= 999:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 999")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("raw_dir", metavar="RAW_DIR", type=Path,
+                        help="the ACDC folder that contains training/ (and optionally testing/)")
+    parser.add_argument("--dataset-id", type=_dataset_id, default=27,
+                        help="nnU-Net dataset id; the output is DatasetNNN_ACDC (default: 27, as nnU-Net's own)")
+    parser.add_argument("--nnunet-raw", type=Path, default=None,
+                        help="nnU-Net raw data folder (default: $nnUNet_raw)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing DatasetNNN_ACDC folder that holds a different dataset")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnunet_rdvit.dataset_conversion import convert_acdc, load_case_metadata
+    from nnunet_rdvit.dataset_conversion.acdc import SPLITS_FILE
+    from nnunet_rdvit.dataset_conversion.acdc_source import GROUPS
+
+    result = convert_acdc(args.raw_dir, args.nnunet_raw, args.dataset_id,
+                          overwrite=args.overwrite, progress=not args.no_progress)
+    action = "already up to date (same source), nothing rewritten" if result.unchanged else "written"
+    print(f"{result.dataset_dir.name} {action}: {result.dataset_dir}")
+    print(f"  training: {result.n_training_cases} cases from {result.n_patients} patients; "
+          f"testing: {result.n_test_cases} cases from {result.n_test_patients} patients")
+
+    splits = json.loads((result.dataset_dir / SPLITS_FILE).read_text())
+    metadata = load_case_metadata(result.dataset_dir)
+    print(f"  {SPLITS_FILE}: {len(splits)} patient-grouped folds; validation patients per fold and group:")
+    print("    fold  patients" + "".join(f"{group:>6}" for group in GROUPS))
+    for fold, split in enumerate(splits):
+        patients = {metadata[case]["patient"]: metadata[case]["group"] for case in split["val"]}
+        counts = [sum(1 for group in patients.values() if group == wanted) for wanted in GROUPS]
+        print(f"    {fold:>4}  {len(patients):>8}" + "".join(f"{count:>6}" for count in counts))
+    if result.preprocessed_dir is not None:
+        print(f"  splits and case metadata also in {result.preprocessed_dir}")
+    print(f"  {result.seconds:.1f} s. ACDC: cite Bernard et al., IEEE TMI 37(11), 2018.")
+    return 0

@@ -1,0 +1,148 @@
+"""The built-in end-to-end run: synthetic ACDC-layout data → conversion → nnU-Net planning and
+preprocessing → RD-ViT training → prediction of held-out patients → evaluation, all through the
+stock ``nnUNetv2_*`` commands, in one self-contained output folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nnunet_rdvit.errors import UserError
+from nnunet_rdvit.stock_commands import nnunet_environment, run_stock_command
+
+MARKER = ".nnunet_rdvit_demo"  # only folders carrying this marker may be replaced with --overwrite
+STRUCTURES = {"1": "RV", "2": "MYO", "3": "LV"}
+
+
+@dataclass
+class DemoSettings:
+    output: Path
+    overwrite: bool = False
+    train_patients: int = 10
+    test_patients: int = 4
+    configuration: str = "2d"
+    trainer: str = "RDViTTrainer_demo"
+    device: str = "auto"
+    seed: int = 0
+    dataset_id: int = 990
+
+
+@dataclass
+class DemoResult:
+    dice: dict[str, float]  # per structure and "mean"
+    paths: dict[str, Path]
+    seconds: float
+
+
+def prepare_output_folder(output: Path, overwrite: bool) -> None:
+    """Create ``output``; an existing non-empty folder is replaced only with ``overwrite`` and only if
+    an earlier demo made it — the demo never deletes a folder it did not create."""
+    if output.exists() and not output.is_dir():
+        raise UserError(f"{output} exists and is not a folder; choose another --output")
+    if output.is_dir() and any(output.iterdir()):
+        if not overwrite:
+            raise UserError(f"{output} already exists and is not empty; pass --overwrite to replace an earlier "
+                            "demo run there, or choose another --output")
+        if not (output / MARKER).exists():
+            raise UserError(f"{output} was not created by `nnunet-rdvit demo` (no {MARKER} file); refusing to "
+                            "delete it even with --overwrite — choose another --output")
+        shutil.rmtree(output)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        (output / MARKER).write_text("created by nnunet-rdvit demo\n")
+    except OSError as error:
+        raise UserError(f"cannot write the demo output folder {output}: {error.strerror}; choose a writable "
+                        "--output") from error
+
+
+def _stage(number: int, total: int, text: str) -> None:
+    print(f"\n[{number}/{total}] {text}", flush=True)
+
+
+def run_demo(settings: DemoSettings) -> DemoResult:
+    from nnunet_rdvit.dataset_conversion import convert_acdc
+    from nnunet_rdvit.synthetic_acdc import generate_synthetic_acdc
+
+    start = time.time()
+    out = settings.output.resolve()
+    prepare_output_folder(out, settings.overwrite)
+    raw, nn_raw, nn_pre, nn_res, logs = (out / "acdc_raw", out / "nnUNet_raw", out / "nnUNet_preprocessed",
+                                         out / "nnUNet_results", out / "logs")
+    device = settings.device if settings.device != "auto" else _best_device()
+    total = 6
+
+    _stage(1, total, f"Generating a synthetic ACDC-layout dataset ({settings.train_patients} training + "
+                     f"{settings.test_patients} held-out patients, ED/ES frames, anisotropic spacing)")
+    generate_synthetic_acdc(raw, settings.train_patients, seed=settings.seed)
+    held_out = generate_synthetic_acdc(out / ".held_out", settings.test_patients, seed=settings.seed + 1,
+                                       first_patient_id=101)
+    (held_out / "training").rename(raw / "testing")
+    shutil.rmtree(held_out)
+
+    _stage(2, total, "Converting it to nnU-Net's raw format (patient-grouped 5-fold split)")
+    conversion = convert_acdc(raw, nn_raw, settings.dataset_id, progress=True)
+    dataset = conversion.dataset_dir.name
+    print(f"  {conversion.n_training_cases} training cases, {conversion.n_test_cases} test cases -> "
+          f"{conversion.dataset_dir}")
+
+    env = nnunet_environment(nn_raw, nn_pre, nn_res)
+    did = str(settings.dataset_id)
+    _stage(3, total, f"nnU-Net planning and preprocessing ({settings.configuration})")
+    run_stock_command("nnUNetv2_plan_and_preprocess",
+                      ["-d", did, "-c", settings.configuration, "-np", "1", "--verify_dataset_integrity"],
+                      {**env, "nnUNet_n_proc_DA": env.get("nnUNet_n_proc_DA", "1")}, logs / "plan_and_preprocess.log")
+
+    _stage(4, total, f"Training {settings.trainer} on fold 0 ({device})")
+    run_stock_command("nnUNetv2_train", [did, settings.configuration, "0", "-tr", settings.trainer, "-device", device],
+                      {**env, "nnUNet_n_proc_DA": env.get("nnUNet_n_proc_DA", "0" if device == "cpu" else "4")},
+                      logs / "train.log")
+
+    predictions = out / "predictions"
+    _stage(5, total, "Predicting the held-out patients")
+    run_stock_command("nnUNetv2_predict", ["-i", nn_raw / dataset / "imagesTs", "-o", predictions, "-d", did,
+                                           "-c", settings.configuration, "-tr", settings.trainer, "-f", "0",
+                                           "-device", device, "-npp", "1", "-nps", "1"], env, logs / "predict.log")
+
+    _stage(6, total, "Evaluating against the held-out labels")
+    model = nn_res / dataset / f"{settings.trainer}__nnUNetPlans__{settings.configuration}"
+    run_stock_command("nnUNetv2_evaluate_folder", [nn_raw / dataset / "labelsTs", predictions,
+                                                   "-djfile", model / "dataset.json", "-pfile", model / "plans.json",
+                                                   "-np", "1"], env, logs / "evaluate.log")
+    summary = json.loads((predictions / "summary.json").read_text())
+    dice = {STRUCTURES.get(label, label): float(values["Dice"])
+            for label, values in summary["mean"].items()}
+    dice["mean"] = float(summary["foreground_mean"]["Dice"])
+    paths = {
+        "synthetic ACDC-layout data": raw,
+        "nnU-Net raw dataset": conversion.dataset_dir,
+        "preprocessed data and plans": nn_pre / dataset,
+        "trained model (fold 0)": model / "fold_0",
+        "training curves": model / "fold_0" / "progress.png",
+        "RD-ViT curves (ponder time, MoE)": model / "fold_0" / "aux_progress.png",
+        "predictions": predictions,
+        "evaluation summary": predictions / "summary.json",
+        "logs of every step": logs,
+    }
+    return DemoResult(dice, paths, time.time() - start)
+
+
+def _best_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def print_result(result: DemoResult, settings: DemoSettings, stream=sys.stdout) -> None:
+    print("\nDice on the held-out patients (synthetic data, short training: a pipeline check, not a benchmark)",
+          file=stream)
+    for name, value in result.dice.items():
+        print(f"  {name:>5}: {value:.3f}", file=stream)
+    print("\nOutputs:", file=stream)
+    for name, path in result.paths.items():
+        print(f"  {name:<34} {path}", file=stream)
+    print(f"\nDone in {result.seconds / 60:.1f} min. The same stock commands work on your data, e.g.\n"
+          f"  nnUNetv2_train DATASET {settings.configuration} FOLD -tr RDViTTrainer", file=stream)

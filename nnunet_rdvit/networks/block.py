@@ -1,0 +1,65 @@
+"""Pre-norm transformer block shared by the ViT baseline and the recurrent core."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nnunet_rdvit.networks.attention import Attention
+from nnunet_rdvit.networks.feedforward import Mlp, SwiGLU, swiglu_hidden_dim
+from nnunet_rdvit.networks.moe import MoEFeedForward, RoutingStats
+
+NORM_LAYERS = {"layernorm": nn.LayerNorm, "rmsnorm": nn.RMSNorm}
+
+
+def make_norm(kind: str, dim: int) -> nn.Module:
+    if kind not in NORM_LAYERS:
+        raise ValueError(f"unknown norm {kind!r}; choose one of {sorted(NORM_LAYERS)}")
+    return NORM_LAYERS[kind](dim)
+
+
+def make_feedforward(
+    kind: str, dim: int, mlp_ratio: float, moe_experts: int = 0, moe_top_k: int = 2,
+    moe_shared_expert: bool = False, moe_bias_update_rate: float = 0.0,
+) -> nn.Module:
+    """``kind`` is 'mlp' or 'swiglu'; ``moe_experts`` > 0 turns the FFN into an MoE of SwiGLU experts."""
+    if moe_experts > 0:
+        return MoEFeedForward(dim, swiglu_hidden_dim(dim, mlp_ratio), moe_experts, moe_top_k,
+                              moe_shared_expert, moe_bias_update_rate)
+    if kind == "mlp":
+        return Mlp(dim, int(dim * mlp_ratio))
+    if kind == "swiglu":
+        return SwiGLU(dim, swiglu_hidden_dim(dim, mlp_ratio))
+    raise ValueError(f"unknown feed-forward {kind!r}; choose 'mlp' or 'swiglu'")
+
+
+class TransformerBlock(nn.Module):
+    """x ← x + Attn(Norm(x)); x ← x + FFN(Norm(x)), with FFN an MLP, SwiGLU or MoE."""
+
+    def __init__(self, dim: int, num_heads: int, feedforward: nn.Module, norm: str = "layernorm"):
+        super().__init__()
+        self.norm1 = make_norm(norm, dim)
+        self.attn = Attention(dim, num_heads)
+        self.norm2 = make_norm(norm, dim)
+        self.ffn = feedforward
+
+    @property
+    def is_moe(self) -> bool:
+        return isinstance(self.ffn, MoEFeedForward)
+
+    def forward(
+        self, x: torch.Tensor, active: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, RoutingStats | None]:
+        """``x``: (B, N, D). With a boolean ``active`` mask (B, N), only the active tokens are returned,
+        as (M, D) in ``x[active]`` order: all tokens serve as keys/values, but the token-wise half of
+        the block runs for active tokens only."""
+        x = x + self.attn(self.norm1(x))
+        tokens = x[active] if active is not None else x.reshape(-1, x.shape[-1])
+        update, routing = self._feedforward(self.norm2(tokens))
+        tokens = tokens + update
+        return (tokens if active is not None else tokens.view_as(x)), routing
+
+    def _feedforward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, RoutingStats | None]:
+        if self.is_moe:
+            return self.ffn(tokens)
+        return self.ffn(tokens), None

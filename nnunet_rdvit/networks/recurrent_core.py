@@ -1,0 +1,201 @@
+"""The recurrent-depth core: one shared block looped T times with LTI injection, depth-wise LoRA and ACT."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from nnunet_rdvit.networks.aux_outputs import AuxOutputs
+from nnunet_rdvit.networks.block import TransformerBlock, make_norm
+from nnunet_rdvit.networks.moe import RoutingStats
+
+# log_dt + log_A is clamped here before A = exp(-exp(x)): inside this range A is strictly inside
+# (0, 1) in fp32 (exp(-e^4) ≈ 2e-24, exp(-e^-15) ≈ 1 - 3e-7), outside it A would round to 0 or 1.
+_LOG_RATE_RANGE = (-15.0, 4.0)
+
+
+def loop_embedding(loop: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
+    """Parameter-free sinusoidal embedding of the loop index on the first D/8 channels (fp32).
+
+    Parameter-free so that loops beyond the trained T still get a meaningful, distinct signal.
+    """
+    width = max(2, (dim // 8) // 2 * 2)
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(width // 2, device=device, dtype=torch.float32) / (width // 2))
+    angles = loop * freqs
+    emb = torch.zeros(dim, device=device, dtype=torch.float32)
+    emb[: width // 2] = torch.sin(angles)
+    emb[width // 2 : width] = torch.cos(angles)
+    return emb
+
+
+class DepthwiseLoRA(nn.Module):
+    """delta = up((down(u) ⊙ s_t)): one shared low-rank pair, one rank-r scale vector per loop.
+
+    Loops beyond the trained count reuse the last scale, which is what lets inference run deeper.
+    ``up`` starts at zero (see RecurrentCore.reset_adaptive_parameters), as in LoRA.
+    """
+
+    def __init__(self, dim: int, rank: int, num_loops: int):
+        super().__init__()
+        self.down = nn.Linear(dim, rank, bias=False)
+        self.up = nn.Linear(rank, dim, bias=False)
+        self.scales = nn.Parameter(torch.ones(num_loops, rank))
+
+    def forward(self, u: torch.Tensor, loop: int) -> torch.Tensor:
+        scale = self.scales[min(loop, self.scales.shape[0] - 1)]
+        return self.up(self.down(u) * scale)
+
+
+class LTIInjection(nn.Module):
+    """h ← A ⊙ h + B ⊙ e + u with A = exp(−exp(log_dt + log_A)) ∈ (0, 1) per channel.
+
+    The bound makes the *linear* carry contractive for every parameter value; the block itself is
+    nonlinear, so this is a stabiliser, not a convergence guarantee. A is computed in fp32 because in
+    bf16 exp(−exp(x)) rounds to 1 and the bound is lost; the state update is then promoted to fp32.
+    """
+
+    def __init__(self, dim: int, injection_init: float = 0.1):
+        super().__init__()
+        self.log_A = nn.Parameter(torch.zeros(dim))
+        self.log_dt = nn.Parameter(torch.zeros(()))
+        self.B = nn.Parameter(torch.full((dim,), injection_init))
+
+    def decay(self) -> torch.Tensor:
+        log_rate = (self.log_dt.float() + self.log_A.float()).clamp(*_LOG_RATE_RANGE)
+        return torch.exp(-torch.exp(log_rate))
+
+    def forward(self, h: torch.Tensor, e: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return self.decay() * h + self.B.float() * e + u
+
+
+class RecurrentCore(nn.Module):
+    """Applies one shared :class:`TransformerBlock` up to T times, halting per token with ACT.
+
+    Each loop t: u = Block(Norm(h + loopemb(t) + e)); u += LoRA_t(u); h ← A h + B e + u (or h ← u
+    without LTI). ACT: p_t = σ(Linear(h)); a running token adds weight p_t, or the remainder 1 − Σw at
+    the loop where Σw + p_t would reach the threshold (or at the last loop) and halts. Halted tokens are
+    frozen but stay keys/values; the token-wise half of the block runs for running tokens only. The
+    loop stops once every token has halted. Output = Σ_t w_t h_t (without ACT: h after T loops).
+    """
+
+    def __init__(
+        self,
+        block: TransformerBlock,
+        dim: int,
+        num_loops: int = 6,
+        lora_rank: int = 8,
+        act: bool = True,
+        act_threshold: float = 0.99,
+        halting_bias_init: float = 0.0,
+        min_loops: int = 1,
+        lti: bool = True,
+        norm: str = "layernorm",
+        checkpoint_loops: bool = False,
+    ):
+        super().__init__()
+        if num_loops < 1:
+            raise ValueError(f"num_loops must be ≥ 1, got {num_loops}")
+        if not 1 <= min_loops <= num_loops:
+            raise ValueError(f"min_loops must be between 1 and num_loops={num_loops}, got {min_loops}")
+        if not 0.0 < act_threshold <= 1.0:
+            raise ValueError(f"act_threshold must be in (0, 1], got {act_threshold}")
+        self.block = block
+        self.dim = dim
+        self.num_loops = num_loops
+        self.act = act
+        self.act_threshold = act_threshold
+        self.min_loops = min_loops
+        self.checkpoint_loops = checkpoint_loops
+        self.input_norm = make_norm(norm, dim)
+        self.lora = DepthwiseLoRA(dim, lora_rank, num_loops) if lora_rank > 0 else None
+        self.injection = LTIInjection(dim) if lti else None
+        self.halting_bias_init = halting_bias_init
+        self.halting = nn.Linear(dim, 1) if act else None
+        self.reset_adaptive_parameters()
+
+    def reset_adaptive_parameters(self) -> None:
+        """Initial halting bias (sets the initial ponder time) and a LoRA that starts as the identity."""
+        if self.halting is not None:
+            nn.init.trunc_normal_(self.halting.weight, std=0.02)
+            nn.init.constant_(self.halting.bias, self.halting_bias_init)
+        if self.lora is not None:
+            nn.init.zeros_(self.lora.up.weight)
+
+    def forward(self, e: torch.Tensor, n_loops: int | None = None) -> tuple[torch.Tensor, AuxOutputs]:
+        """``e``: embedded tokens (B, N, D). Returns the output tokens and the ACT/MoE auxiliaries."""
+        loops = self.num_loops if n_loops is None else int(n_loops)
+        if loops < self.min_loops:
+            raise ValueError(f"n_loops={loops} is below the configured min_loops={self.min_loops}")
+        batch, n_tokens, _ = e.shape
+        h = e.float()  # the state is carried in fp32 (see LTIInjection)
+        running = torch.ones(batch, n_tokens, dtype=torch.bool, device=e.device)
+        cumulative = torch.zeros(batch, n_tokens, dtype=torch.float32, device=e.device)
+        remainder = torch.zeros_like(cumulative)
+        halting_steps = torch.zeros(batch, n_tokens, dtype=torch.long, device=e.device)
+        output = torch.zeros_like(h)
+        routing_log: list[RoutingStats] = []
+        expert_counts = None
+        loops_executed = 0
+
+        for loop in range(loops):
+            if self.checkpoint_loops and self.training and torch.is_grad_enabled():
+                h_active, p_active, routing = checkpoint(self._step, h, e, loop, running, use_reentrant=False)
+            else:
+                h_active, p_active, routing = self._step(h, e, loop, running)
+            loops_executed += 1
+            h = h.index_put((running,), h_active.float())
+            halting_steps = halting_steps + running.long()
+            if routing is not None:
+                routing_log.append(routing)
+                expert_counts = self._count_experts(expert_counts, routing, running)
+            if not self.act:
+                continue
+            p = torch.zeros_like(cumulative).index_put((running,), p_active)
+            may_halt = loop + 1 >= self.min_loops
+            halt_now = running & ((loop == loops - 1) | (may_halt & (cumulative + p >= self.act_threshold)))
+            weight = torch.where(halt_now, 1.0 - cumulative, torch.where(running, p, torch.zeros_like(p)))
+            output = output + weight.unsqueeze(-1) * h
+            cumulative = cumulative + weight
+            remainder = torch.where(halt_now, weight, remainder)
+            running = running & ~halt_now
+            if not bool(running.any()):
+                break
+
+        steps = halting_steps.float()
+        aux = AuxOutputs(
+            ponder_loss=(steps + remainder).mean() if self.act else None,
+            ponder_time=steps.mean(),
+            halting_steps=halting_steps,
+            loops_executed=loops_executed,
+            balance_loss=torch.stack([r.balance_loss for r in routing_log]).mean() if routing_log else None,
+            z_loss=torch.stack([r.z_loss for r in routing_log]).mean() if routing_log else None,
+            expert_counts=expert_counts,
+        )
+        if routing_log and self.training:
+            self.block.ffn.record_counts(sum(r.expert_counts for r in routing_log))
+        return (output if self.act else h), aux
+
+    def _step(
+        self, h: torch.Tensor, e: torch.Tensor, loop: int, active: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, RoutingStats | None]:
+        """One loop for the active tokens: their new state (M, D), halting probability (M,) and routing."""
+        x = self.input_norm(h + loop_embedding(loop, self.dim, h.device) + e)
+        u, routing = self.block(x, active)
+        if self.lora is not None:
+            u = u + self.lora(u, loop)
+        h_new = self.injection(h[active], e[active], u) if self.injection is not None else u
+        p = torch.sigmoid(self.halting(h_new).squeeze(-1).float()) if self.halting is not None else None
+        return h_new, p, routing
+
+    def _count_experts(
+        self, counts: torch.Tensor | None, routing: RoutingStats, running: torch.Tensor
+    ) -> torch.Tensor:
+        """Adds this loop's top-k choices to the per-token expert histogram (B, N, E)."""
+        num_experts = self.block.ffn.num_experts
+        if counts is None:
+            counts = torch.zeros(*running.shape, num_experts, dtype=torch.long, device=running.device)
+        one_hot = torch.nn.functional.one_hot(routing.expert_index, num_experts).sum(1)
+        return counts.index_put((running,), counts[running] + one_hot)

@@ -1,0 +1,175 @@
+"""Segmentation networks: RD-ViT (one shared block looped) and the ViT baseline (L unique blocks).
+
+Both share the patch embedding, the final norm and the decoder, so a comparison isolates the
+recurrence. Neither knows anything about training; both accept nnU-Net's constructor keywords
+(``input_channels``, ``num_classes``, ``deep_supervision``) so a plans file can name them.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from nnunet_rdvit.networks.aux_outputs import AuxOutputs
+from nnunet_rdvit.networks.block import TransformerBlock, make_feedforward, make_norm
+from nnunet_rdvit.networks.decoders import build_decoder
+from nnunet_rdvit.networks.moe import MoEFeedForward
+from nnunet_rdvit.networks.patch_embed import PatchEmbed
+from nnunet_rdvit.networks.recurrent_core import RecurrentCore
+
+
+def _init_weights(module: nn.Module) -> None:
+    """ViT initialisation (timm): truncated-normal linear weights, zero biases."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+class TokenSegmentationNetwork(nn.Module):
+    """Embedding → :meth:`forward_features` (defined by subclasses) → norm → decoder.
+
+    ``forward(x, n_loops=None, return_aux=False)`` returns logits (B, classes, *spatial); with
+    ``return_aux=True`` it returns ``(logits, AuxOutputs)``. The auxiliaries of the latest call are also
+    kept in ``last_aux``, because nnU-Net's training and prediction code only ever sees the logits.
+    """
+
+    def __init__(
+        self,
+        input_channels: int,
+        num_classes: int,
+        patch_size: Sequence[int],
+        token_size: Sequence[int],
+        embed_dim: int,
+        norm: str,
+        decoder: str,
+        deep_supervision: bool,
+    ):
+        super().__init__()
+        if deep_supervision:
+            raise ValueError(
+                f"{type(self).__name__} has a single output resolution and cannot do deep supervision; "
+                "train it with the nnunet-rdvit trainers (which turn it off) or pass deep_supervision=False"
+            )
+        self.num_classes = num_classes
+        self.patch_embed = PatchEmbed(input_channels, embed_dim, patch_size, token_size)
+        self.norm = make_norm(norm, embed_dim)
+        self.decoder = build_decoder(decoder, embed_dim, num_classes, token_size, input_channels)
+        self.last_aux: AuxOutputs | None = None
+
+    def forward_features(self, tokens: torch.Tensor, n_loops: int | None) -> tuple[torch.Tensor, AuxOutputs]:
+        raise NotImplementedError
+
+    def forward(
+        self, x: torch.Tensor, n_loops: int | None = None, return_aux: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, AuxOutputs]:
+        tokens, grid = self.patch_embed(x)
+        tokens, aux = self.forward_features(tokens, n_loops)
+        logits = self.decoder(self.norm(tokens), grid, x)
+        if aux.halting_steps is not None:
+            aux.halting_steps = aux.halting_steps.view(x.shape[0], *grid)
+        if aux.expert_counts is not None:
+            aux.expert_counts = aux.expert_counts.view(x.shape[0], *grid, -1)
+        self.last_aux = aux
+        return (logits, aux) if return_aux else logits
+
+    def moe_layers(self) -> list[MoEFeedForward]:
+        return [m for m in self.modules() if isinstance(m, MoEFeedForward)]
+
+
+class RDViT(TokenSegmentationNetwork):
+    """Recurrent-depth ViT: one shared block looped ``num_loops`` times (see :class:`RecurrentCore`).
+
+    ``n_loops`` at call time may exceed ``num_loops`` (depth extrapolation). ``moe_experts`` > 0 turns
+    the shared block's feed-forward into a Mixture of Experts. ``prelude_depth`` unshared blocks may
+    run before the loop.
+    """
+
+    def __init__(
+        self,
+        input_channels: int,
+        num_classes: int,
+        patch_size: Sequence[int],
+        token_size: Sequence[int],
+        embed_dim: int = 192,
+        num_heads: int = 3,
+        num_loops: int = 6,
+        ffn: str = "swiglu",
+        mlp_ratio: float = 4.0,
+        lora_rank: int = 8,
+        act: bool = True,
+        act_threshold: float = 0.99,
+        halting_bias_init: float = 0.0,
+        min_loops: int = 1,
+        lti: bool = True,
+        moe_experts: int = 0,
+        moe_top_k: int = 2,
+        moe_shared_expert: bool = False,
+        moe_bias_update_rate: float = 0.0,
+        prelude_depth: int = 0,
+        norm: str = "layernorm",
+        decoder: str = "progressive",
+        checkpoint_loops: bool = False,
+        deep_supervision: bool = False,
+    ):
+        super().__init__(input_channels, num_classes, patch_size, token_size, embed_dim, norm, decoder,
+                         deep_supervision)
+        self.prelude = nn.ModuleList(
+            TransformerBlock(embed_dim, num_heads, make_feedforward(ffn, embed_dim, mlp_ratio), norm)
+            for _ in range(prelude_depth)
+        )
+        feedforward = make_feedforward(ffn, embed_dim, mlp_ratio, moe_experts, moe_top_k, moe_shared_expert,
+                                       moe_bias_update_rate)
+        self.core = RecurrentCore(
+            TransformerBlock(embed_dim, num_heads, feedforward, norm), embed_dim, num_loops, lora_rank, act,
+            act_threshold, halting_bias_init, min_loops, lti, norm, checkpoint_loops,
+        )
+        self.apply(_init_weights)
+        self.core.reset_adaptive_parameters()  # halting bias and zero LoRA `up`, overwritten above
+
+    def forward_features(self, tokens: torch.Tensor, n_loops: int | None) -> tuple[torch.Tensor, AuxOutputs]:
+        for block in self.prelude:
+            tokens, _ = block(tokens)
+        return self.core(tokens, n_loops)
+
+
+class ViT(TokenSegmentationNetwork):
+    """ViT baseline: ``depth`` unique pre-norm blocks on the same embedding and decoder as RD-ViT."""
+
+    def __init__(
+        self,
+        input_channels: int,
+        num_classes: int,
+        patch_size: Sequence[int],
+        token_size: Sequence[int],
+        embed_dim: int = 192,
+        depth: int = 12,
+        num_heads: int = 3,
+        ffn: str = "mlp",
+        mlp_ratio: float = 4.0,
+        norm: str = "layernorm",
+        decoder: str = "progressive",
+        checkpoint_blocks: bool = False,
+        deep_supervision: bool = False,
+    ):
+        super().__init__(input_channels, num_classes, patch_size, token_size, embed_dim, norm, decoder,
+                         deep_supervision)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(embed_dim, num_heads, make_feedforward(ffn, embed_dim, mlp_ratio), norm)
+            for _ in range(depth)
+        )
+        self.checkpoint_blocks = checkpoint_blocks
+        self.apply(_init_weights)
+
+    def forward_features(self, tokens: torch.Tensor, n_loops: int | None) -> tuple[torch.Tensor, AuxOutputs]:
+        if n_loops is not None:
+            raise ValueError("n_loops only applies to recurrent networks; the ViT baseline has a fixed depth")
+        for block in self.blocks:
+            if self.checkpoint_blocks and self.training and torch.is_grad_enabled():
+                tokens, _ = checkpoint(block, tokens, use_reentrant=False)
+            else:
+                tokens, _ = block(tokens)
+        return tokens, AuxOutputs()

@@ -1,0 +1,16 @@
+"""nnU-Net glue for the transformer networks: trainers, losses, optimiser and schedules, logging.
+
+User subclasses import the trainers from here, whichever way the package was installed::
+
+    from nnunet_rdvit.training import RDViTTrainer
+"""
+
+from nnunet_rdvit.training.trainers import (
+    RDViTTrainer,
+    RDViTTrainer_demo,
+    RDViTTrainer_MoE,
+    TransformerTrainer,
+    ViTTrainer,
+)
+
+__all__ = ["RDViTTrainer", "RDViTTrainer_MoE", "RDViTTrainer_demo", "TransformerTrainer", "ViTTrainer"]

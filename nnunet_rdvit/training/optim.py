@@ -1,0 +1,70 @@
+"""AdamW with built-in gradient clipping, and a warm-up + polynomial-decay schedule."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
+
+
+class ClippedAdamW(torch.optim.AdamW):
+    """AdamW that clips the global gradient norm before every step.
+
+    nnU-Net's ``train_step`` clips at 12 (right for SGD on U-Nets); transformers want 1. Clipping inside
+    ``step`` — after nnU-Net has unscaled AMP gradients and DDP has reduced them — gives exactly that
+    without copying nnU-Net's training step.
+    """
+
+    def __init__(self, params: Iterable, max_grad_norm: float = 1.0, **kwargs):
+        super().__init__(params, **kwargs)
+        self.max_grad_norm = max_grad_norm
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        if params:
+            torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+        return super().step(closure)
+
+
+def decay_parameter_groups(network: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on weight matrices and kernels only; none on biases, norms, embeddings, gains (timm's rule)."""
+    decay, no_decay = [], []
+    for name, param in network.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or name.endswith("pos_embed") else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class WarmupPolyLR(LRScheduler):
+    """Linear warm-up over ``warmup_epochs``, then nnU-Net's polynomial decay (exponent 0.9) to zero.
+
+    Like nnU-Net's own schedulers, ``step(epoch)`` sets the rate of that epoch directly.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, initial_lr: float, num_epochs: int, warmup_epochs: int,
+                 exponent: float = 0.9):
+        self.initial_lr = initial_lr
+        self.num_epochs = num_epochs
+        self.warmup_epochs = max(0, min(warmup_epochs, num_epochs - 1))
+        self.exponent = exponent
+        self.counter = 0
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch: int) -> float:
+        if epoch < self.warmup_epochs:
+            return self.initial_lr * (epoch + 1) / (self.warmup_epochs + 1)
+        progress = (epoch - self.warmup_epochs) / max(1, self.num_epochs - self.warmup_epochs)
+        return self.initial_lr * (1 - min(progress, 1.0)) ** self.exponent
+
+    def step(self, epoch: int | None = None) -> None:
+        if epoch is None:
+            epoch = self.counter
+            self.counter += 1
+        lr = self.lr_at(epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self._last_lr = [lr] * len(self.optimizer.param_groups)
