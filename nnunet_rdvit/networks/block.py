@@ -33,6 +33,25 @@ def make_feedforward(
     raise ValueError(f"unknown feed-forward {kind!r}; choose 'mlp' or 'swiglu'")
 
 
+def active_token_index(active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample, the indices of the active tokens padded to the largest count in the batch.
+
+    Returns ``index`` (B, M) — active tokens first, in token order, then padding — and ``valid``
+    (B, M), True where ``index`` points at an active token; ``t[valid]`` follows ``x[active]`` order.
+    Padding (rather than a loop over samples) keeps the attention one batched kernel call.
+    """
+    counts = active.sum(dim=1)
+    width = int(counts.max())
+    index = torch.argsort(~active, dim=1, stable=True)[:, :width]
+    valid = torch.arange(width, device=active.device) < counts.unsqueeze(1)
+    return index, valid
+
+
+def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, N, D), ``index`` (B, M) → (B, M, D)."""
+    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
 class TransformerBlock(nn.Module):
     """x ← x + Attn(Norm(x)); x ← x + FFN(Norm(x)), with FFN an MLP, SwiGLU or MoE."""
 
@@ -50,11 +69,19 @@ class TransformerBlock(nn.Module):
     def forward(
         self, x: torch.Tensor, active: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, RoutingStats | None]:
-        """``x``: (B, N, D). With a boolean ``active`` mask (B, N), only the active tokens are returned,
-        as (M, D) in ``x[active]`` order: all tokens serve as keys/values, but the token-wise half of
-        the block runs for active tokens only."""
-        x = x + self.attn(self.norm1(x))
-        tokens = x[active] if active is not None else x.reshape(-1, x.shape[-1])
+        """``x``: (B, N, D). Without ``active`` every token is updated and (B, N, D) is returned.
+
+        With a boolean ``active`` mask (B, N), only the active tokens are queried and fed forward, and
+        they alone are returned, as (M, D) in ``x[active]`` order; every token still serves as a key
+        and value. This is what makes halted ACT tokens cost nothing but their keys and values.
+        """
+        normed = self.norm1(x)
+        if active is None:
+            tokens = (x + self.attn(normed)).flatten(0, 1)
+        else:
+            index, valid = active_token_index(active)
+            queried = gather_tokens(x, index) + self.attn(gather_tokens(normed, index), normed)
+            tokens = queried[valid]
         update, routing = self._feedforward(self.norm2(tokens))
         tokens = tokens + update
         return (tokens if active is not None else tokens.view_as(x)), routing

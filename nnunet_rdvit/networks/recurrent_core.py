@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -77,8 +78,15 @@ class RecurrentCore(nn.Module):
     Each loop t: u = Block(Norm(h + loopemb(t) + e)); u += LoRA_t(u); h ← A h + B e + u (or h ← u
     without LTI). ACT: p_t = σ(Linear(h)); a running token adds weight p_t, or the remainder 1 − Σw at
     the loop where Σw + p_t would reach the threshold (or at the last loop) and halts. Halted tokens are
-    frozen but stay keys/values; the token-wise half of the block runs for running tokens only. The
-    loop stops once every token has halted. Output = Σ_t w_t h_t (without ACT: h after T loops).
+    frozen but stay keys/values. The loop stops once every token has halted. Output = Σ_t w_t h_t
+    (without ACT: h after T loops).
+
+    Because halted tokens are frozen, a loop need only compute the running ones: ``sparse_act`` runs
+    queries, feed-forward/MoE, LoRA, injection and halting for running tokens only (keys and values
+    for all), which equals the dense execution — every token computed, halted ones discarded — up to
+    floating-point rounding. ``None`` (default) chooses sparse outside training, i.e. in nnU-Net's
+    validation and predictor; training stays dense (static shapes). One difference: in a dense loop the
+    MoE router also sees the halted tokens, so its balance and z-losses average over all tokens.
     """
 
     def __init__(
@@ -94,6 +102,7 @@ class RecurrentCore(nn.Module):
         lti: bool = True,
         norm: str = "layernorm",
         checkpoint_loops: bool = False,
+        sparse_act: bool | None = None,
     ):
         super().__init__()
         if num_loops < 1:
@@ -109,6 +118,7 @@ class RecurrentCore(nn.Module):
         self.act_threshold = act_threshold
         self.min_loops = min_loops
         self.checkpoint_loops = checkpoint_loops
+        self.sparse_act = sparse_act
         self.input_norm = make_norm(norm, dim)
         self.lora = DepthwiseLoRA(dim, lora_rank, num_loops) if lora_rank > 0 else None
         self.injection = LTIInjection(dim) if lti else None
@@ -123,6 +133,9 @@ class RecurrentCore(nn.Module):
             nn.init.constant_(self.halting.bias, self.halting_bias_init)
         if self.lora is not None:
             nn.init.zeros_(self.lora.up.weight)
+
+    def uses_sparse_act(self) -> bool:
+        return self.sparse_act if self.sparse_act is not None else not self.training
 
     def forward(self, e: torch.Tensor, n_loops: int | None = None) -> tuple[torch.Tensor, AuxOutputs]:
         """``e``: embedded tokens (B, N, D). Returns the output tokens and the ACT/MoE auxiliaries."""
@@ -139,30 +152,33 @@ class RecurrentCore(nn.Module):
         routing_log: list[RoutingStats] = []
         expert_counts = None
         loops_executed = 0
+        sparse = self.uses_sparse_act()
+        all_running = True
 
         for loop in range(loops):
+            computed = None if all_running or not sparse else running  # None: every token
             if self.checkpoint_loops and self.training and torch.is_grad_enabled():
-                h_active, p_active, routing = checkpoint(self._step, h, e, loop, running, use_reentrant=False)
+                h, p, routing = checkpoint(self._step, h, e, loop, running, computed, use_reentrant=False)
             else:
-                h_active, p_active, routing = self._step(h, e, loop, running)
+                h, p, routing = self._step(h, e, loop, running, computed)
             loops_executed += 1
-            h = h.index_put((running,), h_active.float())
             halting_steps = halting_steps + running.long()
             if routing is not None:
                 routing_log.append(routing)
                 expert_counts = self._count_experts(expert_counts, routing, running)
             if not self.act:
                 continue
-            p = torch.zeros_like(cumulative).index_put((running,), p_active)
             may_halt = loop + 1 >= self.min_loops
             halt_now = running & ((loop == loops - 1) | (may_halt & (cumulative + p >= self.act_threshold)))
-            weight = torch.where(halt_now, 1.0 - cumulative, torch.where(running, p, torch.zeros_like(p)))
+            weight = torch.where(halt_now, 1.0 - cumulative, p)
             output = output + weight.unsqueeze(-1) * h
             cumulative = cumulative + weight
             remainder = torch.where(halt_now, weight, remainder)
             running = running & ~halt_now
-            if not bool(running.any()):
+            n_running = int(running.sum())
+            if n_running == 0:
                 break
+            all_running = n_running == running.numel()
 
         steps = halting_steps.float()
         aux = AuxOutputs(
@@ -174,21 +190,31 @@ class RecurrentCore(nn.Module):
             z_loss=torch.stack([r.z_loss for r in routing_log]).mean() if routing_log else None,
             expert_counts=expert_counts,
         )
-        if routing_log and self.training:
-            self.block.ffn.record_counts(sum(r.expert_counts for r in routing_log))
+        if expert_counts is not None and self.training:
+            self.block.ffn.record_counts(expert_counts.flatten(0, -2).sum(0))
         return (output if self.act else h), aux
 
     def _step(
-        self, h: torch.Tensor, e: torch.Tensor, loop: int, active: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None, RoutingStats | None]:
-        """One loop for the active tokens: their new state (M, D), halting probability (M,) and routing."""
-        x = self.input_norm(h + loop_embedding(loop, self.dim, h.device) + e)
-        u, routing = self.block(x, active)
+        self, h: torch.Tensor, e: torch.Tensor, loop: int, running: torch.Tensor, computed: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, RoutingStats | None]:
+        """One loop over the ``computed`` tokens (a mask, or None for all of them).
+
+        Returns the new state (B, N, D) — running tokens updated, halted ones unchanged — the halting
+        probability (B, N), 0 where halted (and everywhere without ACT), and the running tokens' routing.
+        """
+        x = self.input_norm(h + loop_embedding(loop, self.dim, h.device) + e)  # all tokens: keys/values
+        u, routing = self.block(x, computed)
+        u = u.flatten(0, -2)
         if self.lora is not None:
             u = u + self.lora(u, loop)
-        h_new = self.injection(h[active], e[active], u) if self.injection is not None else u
-        p = torch.sigmoid(self.halting(h_new).squeeze(-1).float()) if self.halting is not None else None
-        return h_new, p, routing
+        h_new = self.injection(_take(h, computed), _take(e, computed), u) if self.injection is not None else u
+        h = _merge(h, h_new.float(), running, computed)
+        p = torch.zeros_like(running, dtype=torch.float32)
+        if self.halting is not None:
+            p = _merge(p, torch.sigmoid(self.halting(h_new).squeeze(-1).float()), running, computed)
+        if routing is not None and computed is None:
+            routing = dataclasses.replace(routing, expert_index=routing.expert_index[running.flatten()])
+        return h, p, routing
 
     def _count_experts(
         self, counts: torch.Tensor | None, routing: RoutingStats, running: torch.Tensor
@@ -199,3 +225,18 @@ class RecurrentCore(nn.Module):
             counts = torch.zeros(*running.shape, num_experts, dtype=torch.long, device=running.device)
         one_hot = torch.nn.functional.one_hot(routing.expert_index, num_experts).sum(1)
         return counts.index_put((running,), counts[running] + one_hot)
+
+
+def _take(tokens: torch.Tensor, computed: torch.Tensor | None) -> torch.Tensor:
+    """The computed tokens of (B, N, ...) as (M, ...), in the order the block returns them."""
+    return tokens.flatten(0, 1) if computed is None else tokens[computed]
+
+
+def _merge(
+    base: torch.Tensor, values: torch.Tensor, running: torch.Tensor, computed: torch.Tensor | None
+) -> torch.Tensor:
+    """Write the computed tokens' ``values`` (M, ...) into ``base`` (B, N, ...) where tokens are running."""
+    if computed is not None:  # sparse: exactly the running tokens were computed
+        return base.index_put((computed,), values)
+    mask = running.view(*running.shape, *(1,) * (base.dim() - 2))
+    return torch.where(mask, values.view_as(base), base)
