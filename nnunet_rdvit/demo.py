@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,13 +135,12 @@ def _best_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def print_result(result: DemoResult, settings: DemoSettings, stream=sys.stdout) -> None:
-    print("\nDice on the held-out patients (synthetic data, short training: a pipeline check, not a benchmark)",
-          file=stream)
+def print_result(result: DemoResult, settings: DemoSettings) -> None:
+    print("\nDice on the held-out patients (synthetic data, short training: a pipeline check, not a benchmark)")
     for name, value in result.dice.items():
-        print(f"  {name:>5}: {value:.3f}", file=stream)
-    print("\nOutputs:", file=stream)
+        print(f"  {name:>5}: {value:.3f}")
+    print("\nOutputs:")
     for name, path in result.paths.items():
-        print(f"  {name:<34} {path}", file=stream)
+        print(f"  {name:<34} {path}")
     print(f"\nDone in {result.seconds / 60:.1f} min. The same stock commands work on your data, e.g.\n"
-          f"  nnUNetv2_train DATASET {settings.configuration} FOLD -tr RDViTTrainer", file=stream)
+          f"  nnUNetv2_train DATASET {settings.configuration} FOLD -tr RDViTTrainer")

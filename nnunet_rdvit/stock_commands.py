@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Mapping, Sequence, TextIO
+from typing import Mapping, Sequence
 
 from nnunet_rdvit.errors import UserError
 
@@ -41,8 +41,8 @@ def find_stock_command(name: str) -> str:
 
 
 def run_stock_command(name: str, args: Sequence[str], env: Mapping[str, str], log_file: Path,
-                      echo: TextIO | None = sys.stdout, prefix: str = "  | ") -> None:
-    """Run ``name args`` streaming its output (to ``echo`` and ``log_file``); raise UserError on failure."""
+                      echo: bool = True, prefix: str = "  | ") -> None:
+    """Run ``name args`` streaming its output to ``log_file`` (and stdout if ``echo``); UserError on failure."""
     command = [find_stock_command(name), *map(str, args)]
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "w") as log:
@@ -52,9 +52,9 @@ def run_stock_command(name: str, args: Sequence[str], env: Mapping[str, str], lo
         assert process.stdout is not None
         for line in process.stdout:
             log.write(line)
-            if echo is not None:
-                echo.write(prefix + line)
-                echo.flush()
+            if echo:
+                sys.stdout.write(prefix + line)
+                sys.stdout.flush()
         code = process.wait()
     if code != 0:
         raise UserError(f"`{name} {' '.join(map(str, args))}` failed with exit code {code}; "

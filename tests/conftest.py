@@ -61,7 +61,7 @@ def tiny_workspace(tmp_path_factory: pytest.TempPathFactory) -> TinyWorkspace:
     conversion = convert_acdc(acdc_raw, raw, TINY_DATASET_ID, progress=False)
     env = nnunet_environment(raw, preprocessed, results, nnUNet_n_proc_DA="1")
     run_stock_command("nnUNetv2_plan_and_preprocess", ["-d", TINY_DATASET_ID, "-c", "2d", "3d_fullres", "-np", "1"],
-                      env, root / "logs" / "plan.log", echo=None)
+                      env, root / "logs" / "plan.log", echo=False)
     return TinyWorkspace(root, acdc_raw, raw, preprocessed, results, conversion.dataset_dir.name, TINY_DATASET_ID)
 
 
@@ -73,7 +73,7 @@ def tiny_trained_model(tiny_workspace: TinyWorkspace) -> Path:
 
     run_stock_command("nnUNetv2_train", [tiny_workspace.dataset_id, "2d", "0", "-tr", "RDViTTrainer_tiny",
                                          "-device", "cpu"],
-                      tiny_workspace.env(), tiny_workspace.root / "logs" / "train_2d.log", echo=None)
+                      tiny_workspace.env(), tiny_workspace.root / "logs" / "train_2d.log", echo=False)
     return tiny_workspace.model_folder("RDViTTrainer_tiny", "2d")
 
 

@@ -1,0 +1,125 @@
+"""Trainer glue that does not need a dataset: token grid fitting, options, optimiser, schedule, loss."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from nnunet_rdvit.networks.aux_outputs import AuxOutputs
+from nnunet_rdvit.training import RDViTTrainer, RDViTTrainer_MoE, ViTTrainer
+from nnunet_rdvit.training.aux_loss import AuxiliaryLoss
+from nnunet_rdvit.training.optim import ClippedAdamW, WarmupPolyLR, decay_parameter_groups
+from nnunet_rdvit.training.token_grid import TOKEN_SIZE_KEY, default_token_size, fit_plans_to_tokens
+
+
+def test_default_token_size_reproduces_the_paper_on_acdc_plans() -> None:
+    assert default_token_size((256, 224)) == (16, 16)  # ACDC 2d
+    assert default_token_size((20, 256, 224)) == (2, 16, 16)  # ACDC 3d_fullres, anisotropic
+    assert default_token_size((96, 96)) == (8, 8)
+    assert default_token_size((6, 48, 48)) == (1, 4, 4)
+
+
+def _plans(patch: list[int]) -> dict:
+    return {
+        "dataset_name": "Dataset001_X", "plans_name": "nnUNetPlans", "original_median_spacing_after_transp": [1, 1],
+        "original_median_shape_after_transp": patch, "image_reader_writer": "SimpleITKIO",
+        "transpose_forward": [0, 1], "transpose_backward": [0, 1],
+        "configurations": {
+            "2d": {"data_identifier": "x", "preprocessor_name": "DefaultPreprocessor", "patch_size": patch,
+                   "spacing": [1.0, 1.0], "batch_size": 2,
+                   "architecture": {"network_class_name": "dynamic_network_architectures.architectures.unet."
+                                                          "PlainConvUNet", "arch_kwargs": {}, "_kw_requires_import": []}},
+            "2d_child": {"inherits_from": "2d"},
+        },
+        "experiment_planner_used": "ExperimentPlanner", "label_manager": "LabelManager",
+        "foreground_intensity_properties_per_channel": {},
+    }
+
+
+def test_patch_is_rounded_up_to_whole_tokens_in_the_plans() -> None:
+    plans = _plans([250, 224])
+    tokens = fit_plans_to_tokens(plans, "2d", (16, 16))
+    assert tokens == (16, 16)
+    assert plans["configurations"]["2d"]["patch_size"] == [256, 224]
+    assert plans["configurations"]["2d"][TOKEN_SIZE_KEY] == [16, 16]
+    again = copy.deepcopy(plans)
+    assert fit_plans_to_tokens(again, "2d", None) == (16, 16) and again == plans  # idempotent
+
+
+def test_inherited_configuration_gets_its_own_fitted_patch() -> None:
+    plans = _plans([100, 60])
+    assert fit_plans_to_tokens(plans, "2d_child", None) == (8, 4)
+    assert plans["configurations"]["2d_child"]["patch_size"] == [104, 60]
+
+
+def test_token_size_with_wrong_dimensionality_is_refused() -> None:
+    with pytest.raises(ValueError, match="has 3 axes"):
+        fit_plans_to_tokens(_plans([64, 64]), "2d", (2, 16, 16))
+    with pytest.raises(ValueError, match="not in the plans"):
+        fit_plans_to_tokens(_plans([64, 64]), "3d_fullres", None)
+
+
+def test_unknown_network_option_names_the_valid_ones() -> None:
+    class Typo(RDViTTrainer):
+        network_kwargs = {"num_loop": 8}
+
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['num_loop'\].*'num_loops'"):
+        Typo.checked_network_kwargs()
+    assert RDViTTrainer_MoE.checked_network_kwargs() == {"moe_experts": 8, "moe_top_k": 2}
+    assert ViTTrainer.checked_network_kwargs() == {}
+
+
+def test_build_network_architecture_works_on_the_class_like_the_predictor_calls_it() -> None:
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    plans = _plans([64, 48])
+    fit_plans_to_tokens(plans, "2d", None)
+    manager = PlansManager(plans)
+    for trainer in (RDViTTrainer, RDViTTrainer_MoE, ViTTrainer):
+        network = trainer.build_network_architecture(manager, manager.get_configuration("2d"), 1, 4, False)
+        assert network.patch_embed.token_size == (8, 4)
+        assert network(torch.randn(1, 1, 64, 48)).shape == (1, 4, 64, 48)
+    assert RDViTTrainer_MoE.build_network_architecture(manager, manager.get_configuration("2d"), 1, 4,
+                                                       False).moe_layers()
+
+
+def test_clipped_adamw_clips_the_global_norm_before_stepping() -> None:
+    layer = nn.Linear(4, 4, bias=False)
+    optimizer = ClippedAdamW(layer.parameters(), max_grad_norm=1.0, lr=0.1)
+    layer.weight.grad = torch.full((4, 4), 10.0)
+    optimizer.step()
+    assert layer.weight.grad.norm().item() == pytest.approx(1.0, rel=1e-5)
+
+
+def test_weight_decay_skips_biases_norms_and_position_embeddings() -> None:
+    from nnunet_rdvit.networks import RDViT
+
+    network = RDViT(1, 2, (16, 16), (4, 4), embed_dim=16, num_heads=2)
+    decay, no_decay = decay_parameter_groups(network, 0.05)
+    names = {id(p): n for n, p in network.named_parameters()}
+    assert all(p.ndim >= 2 for p in decay["params"])
+    assert "patch_embed.pos_embed" in {names[id(p)] for p in no_decay["params"]}
+    assert no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == 0.05
+
+
+def test_warmup_then_polynomial_decay() -> None:
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = WarmupPolyLR(optimizer, 1e-3, num_epochs=100, warmup_epochs=5)
+    rates = []
+    for epoch in range(100):
+        schedule.step(epoch)
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates[0] == pytest.approx(1e-3 / 6) and rates[4] == pytest.approx(1e-3 * 5 / 6)
+    assert rates[5] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(rates[5:], rates[6:])) and rates[-1] < 2e-5
+
+
+def test_auxiliary_loss_adds_the_weighted_terms_present() -> None:
+    aux = AuxOutputs(ponder_loss=torch.tensor(3.0), balance_loss=torch.tensor(1.5), z_loss=torch.tensor(10.0))
+    loss = AuxiliaryLoss(lambda output, target: torch.tensor(2.0), lambda: aux, 0.01, 0.1, 0.001)
+    assert loss(None, None).item() == pytest.approx(2.0 + 0.03 + 0.15 + 0.01)
+    vit_loss = AuxiliaryLoss(lambda output, target: torch.tensor(2.0), lambda: AuxOutputs(), 0.01, 0.1, 0.001)
+    assert vit_loss(None, None).item() == pytest.approx(2.0)
