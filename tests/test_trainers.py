@@ -94,14 +94,15 @@ def test_clipped_adamw_clips_the_global_norm_before_stepping() -> None:
     assert layer.weight.grad.norm().item() == pytest.approx(1.0, rel=1e-5)
 
 
-def test_weight_decay_skips_biases_norms_and_position_embeddings() -> None:
+def test_weight_decay_skips_biases_norms_position_embedding_and_loop_scales() -> None:
     from nnunet_rdvit.networks import RDViT
 
     network = RDViT(1, 2, (16, 16), (4, 4), embed_dim=16, num_heads=2)
     decay, no_decay = decay_parameter_groups(network, 0.05)
     names = {id(p): n for n, p in network.named_parameters()}
     assert all(p.ndim >= 2 for p in decay["params"])
-    assert "patch_embed.pos_embed" in {names[id(p)] for p in no_decay["params"]}
+    undecayed = {names[id(p)] for p in no_decay["params"]}
+    assert {"patch_embed.pos_embed", "core.lora.scales", "core.injection.log_A"} <= undecayed
     assert no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == 0.05
 
 

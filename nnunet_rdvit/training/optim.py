@@ -30,12 +30,13 @@ class ClippedAdamW(torch.optim.AdamW):
 
 
 def decay_parameter_groups(network: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on weight matrices and kernels only; none on biases, norms, embeddings, gains (timm's rule)."""
+    """Weight decay on weight matrices and kernels only (timm's rule); none on biases, norms, gains, the
+    position embedding or the per-loop LoRA scales, which decay would pull towards switching the adapter off."""
     decay, no_decay = [], []
     for name, param in network.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim < 2 or name.endswith("pos_embed") else decay).append(param)
+        (no_decay if param.ndim < 2 or name.endswith(("pos_embed", "lora.scales")) else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
