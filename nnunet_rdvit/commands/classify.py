@@ -1,0 +1,193 @@
+"""``nnunet-rdvit classify``: train, distil and evaluate the ImageNet-style classifiers; list models.
+
+Multi-GPU: ``torchrun --nproc_per_node N -m nnunet_rdvit classify train …`` (DDP; batch size is per GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from pathlib import Path
+from typing import Any
+
+NAME = "classify"
+HELP = ("ImageNet-style classification with ViT, bViT, RD-ViT, Edge-RecViT and Raptor students: "
+        "train | distill | eval | models.")
+
+
+def _at_least(cast: type, minimum: float):
+    """argparse type: ``cast(text)``, rejected below ``minimum``."""
+    def parse(text: str):
+        value = cast(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be ≥ {minimum}, got {text}")
+        return value
+
+    parse.__name__ = cast.__name__  # argparse names the type in its messages
+    return parse
+
+
+_positive_int = _at_least(int, 1)
+_non_negative_float = _at_least(float, 0.0)
+
+
+def _model_arg(text: str) -> tuple[str, Any]:
+    """KEY=VALUE with VALUE a Python literal (64, 0.5, True, (8, 8)) or else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. embed_dim=192), got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser, output_required: bool) -> None:
+    """What every training run (train, distill) takes: data, output, recipe, hardware."""
+    parser.add_argument("--data", type=Path, required=True,
+                        help="dataset root in the ImageNet layout: DATA/train/<class>/…, optional DATA/val/<class>/…")
+    parser.add_argument("-o", "--output", type=Path, required=output_required,
+                        help="folder for last.pt, history.json (default with --resume: the checkpoint's folder)")
+    parser.add_argument("--resume", type=Path, help="continue a run from its checkpoint (e.g. OUTPUT/last.pt); "
+                                                    "model and recipe come from the checkpoint")
+    recipe = parser.add_argument_group("recipe (DeiT defaults)")
+    recipe.add_argument("--epochs", type=_positive_int, default=300)
+    recipe.add_argument("--batch-size", type=_positive_int, default=128, help="per process (default 128)")
+    recipe.add_argument("--lr", type=float, help="peak learning rate (default 5e-4 x global batch / 512)")
+    recipe.add_argument("--min-lr", type=_non_negative_float, default=1e-6)
+    recipe.add_argument("--weight-decay", type=_non_negative_float, default=0.05)
+    recipe.add_argument("--warmup-epochs", type=int, default=5)
+    recipe.add_argument("--smoothing", type=_non_negative_float, default=0.1, help="label smoothing (default 0.1)")
+    recipe.add_argument("--clip-grad", type=_non_negative_float, default=1.0, help="gradient-norm clip, 0 = off")
+    recipe.add_argument("--aa", default="rand-m9-mstd0.5-inc1", help="timm auto-augment policy, 'none' = off")
+    recipe.add_argument("--reprob", type=_non_negative_float, default=0.25, help="random-erasing probability")
+    recipe.add_argument("--hflip", type=_non_negative_float, default=0.5)
+    recipe.add_argument("--color-jitter", type=_non_negative_float, default=0.3)
+    recipe.add_argument("--min-scale", type=_non_negative_float, default=0.08, help="random-resized-crop scale")
+    recipe.add_argument("--seed", type=int, default=0)
+    hardware = parser.add_argument_group("hardware and output")
+    hardware.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    hardware.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto",
+                          help="mixed precision on CUDA (auto: bf16 where supported, else fp16 with a grad scaler)")
+    hardware.add_argument("--workers", type=int, default=4, help="data-loading processes per training process")
+    hardware.add_argument("--eval-every", type=_positive_int, default=1, help="validate every N epochs")
+    hardware.add_argument("--save-every", type=int, default=0, help="also keep epoch_NNNN.pt every N epochs")
+    hardware.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    train = actions.add_parser("train", help="train a registered classifier on an image folder")
+    train.add_argument("--model", help="registered model name (see 'classify models'), e.g. bvit_base_patch16_224")
+    train.add_argument("--model-arg", type=_model_arg, action="append", default=[], metavar="KEY=VALUE",
+                       help="constructor argument, repeatable (e.g. --model-arg img_size=32 --model-arg num_loops=6)")
+    _add_run_arguments(train, output_required=False)
+    losses = train.add_argument_group("auxiliary loss weights")
+    losses.add_argument("--mixup", type=_non_negative_float, default=0.0, help="mixup alpha (0 = off)")
+    losses.add_argument("--cutmix", type=_non_negative_float, default=0.0, help="cutmix alpha (0 = off)")
+    losses.add_argument("--ponder-weight", type=_non_negative_float, default=0.01, help="RD-ViT ACT ponder loss")
+    losses.add_argument("--balance-weight", type=_non_negative_float, default=0.01, help="MoE balance loss")
+    losses.add_argument("--z-weight", type=_non_negative_float, default=0.001, help="MoE router z-loss")
+    losses.add_argument("--stb-weight", type=_non_negative_float, default=0.01, help="Edge-RecViT lambda_stb")
+    losses.add_argument("--du-weight", type=_non_negative_float, default=0.1, help="Edge-RecViT lambda_du")
+
+    distill = actions.add_parser("distill", help="Raptor: distil a trained vit_baseline_* into k recurrent blocks")
+    distill.add_argument("--teacher", type=Path, help="checkpoint of a vit_baseline_* model from 'classify train'")
+    distill.add_argument("--blocks", type=_positive_int, default=2, help="recurrent blocks k (default 2)")
+    distill.add_argument("--phases", help="'auto' (from the teacher's layer similarity) or layer counts like 4,8 "
+                                          "(default: equal)")
+    _add_run_arguments(distill, output_required=False)
+
+    evaluate = actions.add_parser("eval", help="top-1/top-5, img/s, parameters, FLOPs, depth sweep and histogram")
+    evaluate.add_argument("--checkpoint", type=Path, required=True)
+    evaluate.add_argument("--data", type=Path, required=True, help="dataset root (ImageNet layout)")
+    evaluate.add_argument("--split", default="val", help="sub-folder to evaluate (default val)")
+    evaluate.add_argument("-o", "--output", type=Path, help="where eval.json and the figures go "
+                                                            "(default: CHECKPOINT_FOLDER/eval_SPLIT)")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=128)
+    evaluate.add_argument("--workers", type=int, default=4)
+    evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    evaluate.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto")
+    evaluate.add_argument("--loops", type=int, nargs="+", help="inference steps to sweep for recurrent models "
+                                                               "(default: 1, T/2, T, 3T/2, 2T)")
+
+    models = actions.add_parser("models", help="list the registered models with parameters (and FLOPs)")
+    models.add_argument("names", nargs="*", help="models to list (default: all)")
+    models.add_argument("--flops", action="store_true", help="also count FLOPs per image (one forward each)")
+    models.add_argument("--img-size", type=_positive_int, default=224)
+
+
+def _settings(args: argparse.Namespace):
+    from nnunet_rdvit.classification.data import Augmentation
+    from nnunet_rdvit.classification.objective import LossWeights
+    from nnunet_rdvit.classification.train import TrainSettings
+
+    augmentation = Augmentation(auto_augment=None if args.aa == "none" else args.aa, re_prob=args.reprob,
+                                hflip=args.hflip, color_jitter=args.color_jitter, min_scale=args.min_scale,
+                                mixup=getattr(args, "mixup", 0.0), cutmix=getattr(args, "cutmix", 0.0))
+    weights = LossWeights(
+        ponder_loss=args.ponder_weight, balance_loss=args.balance_weight, z_loss=args.z_weight,
+        stability_loss=args.stb_weight, uniformity_loss=args.du_weight,
+    ) if args.action == "train" else LossWeights()
+    return TrainSettings(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, min_lr=args.min_lr,
+        weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, label_smoothing=args.smoothing,
+        clip_grad=args.clip_grad or None, seed=args.seed, workers=args.workers, amp=args.amp,
+        eval_every=args.eval_every, save_every=args.save_every, progress=not args.no_progress,
+        augmentation=augmentation, loss_weights=weights,
+    )
+
+
+def _output(args: argparse.Namespace) -> Path:
+    from nnunet_rdvit.errors import UserError
+
+    if args.output is not None:
+        return args.output
+    if args.resume is not None:
+        return args.resume.parent
+    raise UserError("give -o/--output, the folder for the checkpoints and history")
+
+
+def _print_table(rows: list[dict]) -> None:
+    print(f"{'model':34} {'class':18} {'params (M)':>10}" + (f" {'GFLOPs':>8}" if rows and "flops_per_image"
+                                                              in rows[0] else ""))
+    for row in rows:
+        line = f"{row['model']:34} {row['class']:18} {row['parameters'] / 1e6:10.2f}"
+        if "flops_per_image" in row:
+            line += f" {row['flops_per_image'] / 1e9:8.2f}"
+        print(line)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnunet_rdvit.classification import pipelines
+
+    if args.action == "models":
+        _print_table(pipelines.model_table(args.names or None, args.flops, args.img_size))
+    elif args.action == "train":
+        pipelines.train_on_folder(args.data, _output(args), args.model, dict(args.model_arg), _settings(args),
+                                  args.device, args.resume)
+    elif args.action == "distill":
+        pipelines.distill_on_folder(args.data, _output(args), args.teacher, args.blocks, args.phases,
+                                    _settings(args), args.device, args.resume)
+    else:
+        output = args.output or args.checkpoint.parent / f"eval_{args.split}"
+        report = pipelines.evaluate_checkpoint(args.checkpoint, args.data, args.split, output, args.batch_size,
+                                               args.workers, args.device, args.amp, args.loops)
+        _print_report(report)
+    return 0
+
+
+def _print_report(report: dict) -> None:
+    if "written" not in report:  # not rank 0
+        return
+    print(f"{report['model_name']}: top-1 {report['top1']:.2f}%  top-5 {report['top5']:.2f}%  "
+          f"loss {report['loss']:.4f}  on {report['images']} images")
+    print(f"{report['parameters'] / 1e6:.2f} M parameters, {report['flops_per_image'] / 1e9:.3f} GFLOPs/image, "
+          f"{report['images_per_second']:.1f} images/s ({report['device']}, batch {report['batch_size']})")
+    if report.get("mean_depth") is not None:
+        print(f"mean per-token depth {report['mean_depth']:.2f} {report['depth_unit']}")
+    for row in report.get("loops_sweep", []):
+        print(f"  n_loops {row['n_loops']:3d}: top-1 {row['top1']:6.2f}%  top-5 {row['top5']:6.2f}%  "
+              f"{row['flops_per_image'] / 1e9:.3f} GFLOPs/image")
+    print("wrote " + ", ".join(report["written"]))
