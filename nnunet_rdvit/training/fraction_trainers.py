@@ -1,0 +1,126 @@
+"""Data-fraction (low-data) variants of the RD-ViT, RD-ViT+MoE, ViT and nnU-Net U-Net trainers.
+
+``RDViTTrainer_frac10`` trains on 10 % of the fold's training *patients* (see :mod:`nnunet_rdvit.data_fraction`
+for the rule); the validation fold stays whole. ``..._ep<E>_it<I>[_bs<B>]`` variants also replace nnU-Net's
+1000 epochs × 250 iterations (and optionally the plans' batch size), ``..._notta`` ones infer without test-time
+mirroring — see :mod:`nnunet_rdvit.fraction_trainer_names`. Each fold records what it trained on in
+``training_subset.json``.
+
+The classes for the standard percentages (10, 25, 50, 100) are module attributes; every other valid name is
+created on first attribute access (module ``__getattr__``), which is exactly how nnU-Net's ``-tr`` lookup and
+its predictor ask for a trainer.
+"""
+
+from __future__ import annotations
+
+import functools
+from os.path import join
+from typing import ClassVar
+
+import torch
+from nnunetv2.paths import nnUNet_raw
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_rdvit.atomic import write_json_atomic
+from nnunet_rdvit.data_fraction import select_training_subset
+from nnunet_rdvit.dataset_conversion.metadata import load_case_metadata
+from nnunet_rdvit.fraction_trainer_names import (FRACTION_BASES, STANDARD_PERCENTS, FractionTrainerSpec,
+                                                 parse_fraction_trainer_name)
+from nnunet_rdvit.training.trainers import RDViTTrainer, RDViTTrainer_MoE, ViTTrainer
+
+SUBSET_FILE = "training_subset.json"
+_BASE_CLASSES: dict[str, type[nnUNetTrainer]] = {
+    "RDViTTrainer": RDViTTrainer,
+    "RDViTTrainer_MoE": RDViTTrainer_MoE,
+    "ViTTrainer": ViTTrainer,
+    "nnUNetTrainer": nnUNetTrainer,
+}
+
+
+class DataFractionMixin:
+    """Subsamples the fold's training patients in ``do_split`` and applies the spec's training budget and TTA.
+
+    Put it first in the bases: ``class T(DataFractionMixin, SomeTrainer)``; ``spec`` says what to do.
+    """
+
+    spec: ClassVar[FractionTrainerSpec]
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        budget = self.spec.budget
+        if budget is not None and budget.batch_size is not None:
+            # In the plans before nnU-Net reads them, so the plans.json saved with the model shows it too.
+            plans["configurations"][configuration]["batch_size"] = budget.batch_size
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        if budget is not None:
+            self.num_epochs = budget.epochs
+            self.num_iterations_per_epoch = budget.iterations
+            self.num_val_iterations_per_epoch = budget.val_iterations
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        """Training augmentation as nnU-Net sets it; without TTA, no mirror axes for inference (saved in checkpoints)."""
+        configured = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        if not self.spec.test_time_mirroring:
+            self.inference_allowed_mirroring_axes = None
+        return configured
+
+    def do_split(self) -> tuple[list[str], list[str]]:
+        """nnU-Net's split with this fold's training cases subsampled; called more than once, always the same."""
+        train_keys, val_keys = super().do_split()
+        subset = select_training_subset(train_keys, self.spec.percent, self.fold, self._case_metadata())
+        self.print_to_log_file(
+            f"Data fraction {subset.percent} %: training on {len(subset.patients)} of {subset.n_patients_available} "
+            f"patients ({len(subset.cases)} of {len(set(train_keys))} cases); {len(val_keys)} validation cases "
+            f"unchanged. Grouping: {subset.grouping}.")
+        if self.local_rank == 0:
+            record = {"trainer": type(self).__name__, "base_trainer": self.spec.base,
+                      "budget": self._budget_record(), **subset.to_json()}
+            write_json_atomic(join(self.output_folder, SUBSET_FILE), record)
+        return list(subset.cases), val_keys
+
+    def _case_metadata(self) -> dict[str, dict]:
+        """``case_metadata.json`` beside the preprocessed data, else in the raw dataset folder, else none."""
+        metadata = load_case_metadata(self.preprocessed_dataset_folder_base)
+        if not metadata and nnUNet_raw:
+            metadata = load_case_metadata(join(nnUNet_raw, self.plans_manager.dataset_name))
+        return metadata
+
+    def _budget_record(self) -> dict:
+        return {
+            "epochs": self.num_epochs,
+            "iterations_per_epoch": self.num_iterations_per_epoch,
+            "val_iterations_per_epoch": self.num_val_iterations_per_epoch,
+            "batch_size": self.configuration_manager.batch_size,
+            "default": self.spec.budget is None,
+            "test_time_mirroring": self.spec.test_time_mirroring,
+        }
+
+
+@functools.cache
+def fraction_trainer(name: str) -> type[nnUNetTrainer] | None:
+    """The trainer class named ``name`` (created once, then cached), or None if it is not a valid name."""
+    spec = parse_fraction_trainer_name(name)
+    if spec is None:
+        return None
+    budget = f"; budget {spec.budget.describe()}" if spec.budget else ""
+    budget += "" if spec.test_time_mirroring else "; inference without test-time mirroring"
+    return type(name, (DataFractionMixin, _BASE_CLASSES[spec.base]), {
+        "spec": spec,
+        "__module__": __name__,
+        "__qualname__": name,
+        "__doc__": f"{spec.base} on {spec.percent} % of each fold's training patients{budget}.",
+    })
+
+
+STANDARD_FRACTION_TRAINERS: dict[str, type[nnUNetTrainer]] = {
+    name: fraction_trainer(name)
+    for name in (FractionTrainerSpec(base, percent).name for base in FRACTION_BASES for percent in STANDARD_PERCENTS)
+}
+globals().update(STANDARD_FRACTION_TRAINERS)
+
+
+def __getattr__(name: str) -> type[nnUNetTrainer]:
+    trainer = fraction_trainer(name)
+    if trainer is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return trainer
