@@ -1,0 +1,187 @@
+"""``nnunet-rdvit experiment run|aggregate``: low-data grids through ``nnUNetv2_train``, then their statistics.
+
+``run`` trains every job of the grid that has not finished (continuing interrupted ones), spread over the
+visible GPUs, then aggregates; ``run --dry-run`` only prints the commands. ``aggregate`` only summarises what
+is there (e.g. after the commands ran on a cluster). See docs/experiments.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nnunet_rdvit.fraction_trainer_names import FRACTION_BASES
+
+NAME = "experiment"
+HELP = ("Run a low-data grid (trainers × data fractions × folds × configurations) with nnUNetv2_train, "
+        "resumably and across GPUs, and summarise it: mean ± std over folds, paired Wilcoxon tests, CSV, "
+        "Markdown and a Dice-vs-fraction figure.")
+DEFAULT_TRAINERS = ("RDViTTrainer", "ViTTrainer", "nnUNetTrainer")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _percent(text: str) -> int:
+    value = text.strip().rstrip("%").strip()
+    if not value.isdigit() or not 1 <= int(value) <= 100:
+        raise argparse.ArgumentTypeError(f"a data fraction is a whole percentage from 1 to 100, got {text!r}")
+    return int(value)
+
+
+def _fold(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"folds are integers 0, 1, ...; got {text!r}")
+    return int(text)
+
+
+def _pair(text: str) -> tuple[str, str]:
+    first, sep, second = text.partition(":")
+    if not sep or not first or not second:
+        raise argparse.ArgumentTypeError(f"a comparison is TRAINER_A:TRAINER_B, got {text!r}")
+    return first, second
+
+
+def _add_grid_arguments(parser: argparse.ArgumentParser) -> None:
+    grid = parser.add_argument_group("grid")
+    grid.add_argument("-d", "--dataset", required=True, help="dataset id or name, e.g. 27 or Dataset027_ACDC")
+    grid.add_argument("-c", "--configurations", nargs="+", default=["2d"], metavar="CONFIG",
+                      help="nnU-Net configurations (default: 2d)")
+    grid.add_argument("-tr", "--trainers", nargs="+", default=list(DEFAULT_TRAINERS), metavar="TRAINER",
+                      help=f"base trainers, each run as TRAINER_frac<P>... (choose from {', '.join(FRACTION_BASES)}; "
+                           f"default: {' '.join(DEFAULT_TRAINERS)})")
+    grid.add_argument("--fractions", nargs="+", type=_percent, default=[10, 25, 50, 100], metavar="PERCENT",
+                      help="percentages of each fold's training patients (default: 10 25 50 100)")
+    grid.add_argument("-f", "--folds", nargs="+", type=_fold, default=[0, 1, 2, 3, 4], metavar="FOLD",
+                      help="folds of splits_final.json (default: 0 1 2 3 4)")
+    grid.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
+    budget = parser.add_argument_group("training budget (the same for every trainer; part of the trainer names)")
+    budget.add_argument("--epochs", type=_positive_int, help="epochs instead of nnU-Net's 1000 (needs --iterations)")
+    budget.add_argument("--iterations", type=_positive_int,
+                        help="training iterations per epoch instead of 250 (needs --epochs)")
+    budget.add_argument("--batch-size", type=_positive_int,
+                        help="batch size instead of the plans' (needs --epochs and --iterations)")
+    budget.add_argument("--no-tta", action="store_true",
+                        help="validate (and later predict) without test-time mirroring: 4× (2d) / 8× (3d) cheaper "
+                             "inference, for CPUs; adds _notta to the trainer names")
+    report = parser.add_argument_group("report")
+    report.add_argument("-o", "--output", type=Path, default=Path("nnunet_rdvit_experiment"),
+                        help="folder for tables, figure and logs (default: ./nnunet_rdvit_experiment)")
+    report.add_argument("--compare", nargs="+", type=_pair, metavar="A:B",
+                        help="trainer pairs for paired Wilcoxon tests (default: the first trainer against each other)")
+    report.add_argument("--test", action="store_true",
+                        help="also predict imagesTs with each model's fold ensemble and score it against labelsTs")
+    report.add_argument("--no-hd95", action="store_true", help="Dice only (skip reading the segmentations)")
+    devices = parser.add_argument_group("devices")
+    devices.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                         help="auto: cuda if a GPU is visible, else cpu")
+    devices.add_argument("--gpus", default="auto",
+                         help="GPUs to spread jobs over, one job per GPU: auto (all visible), none (no "
+                              "CUDA_VISIBLE_DEVICES, e.g. for a scheduler), or ids like 0,1,3")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    run_parser = actions.add_parser("run", help="train the unfinished jobs of the grid, then aggregate",
+                                    description="Train every unfinished job of the grid with nnUNetv2_train "
+                                                "(finished ones are skipped, interrupted ones continued with --c), "
+                                                "then aggregate.")
+    _add_grid_arguments(run_parser)
+    run_parser.add_argument("--dry-run", action="store_true",
+                            help="print one nnUNetv2_train command per unfinished job and exit (e.g. for a SLURM "
+                                 "array: sed -n \"${SLURM_ARRAY_TASK_ID}p\" jobs.txt | bash)")
+    aggregate_parser = actions.add_parser("aggregate", help="summarise the finished jobs of the grid",
+                                          description="Summarise the finished jobs of the grid from nnU-Net's "
+                                                      "validation summaries.")
+    _add_grid_arguments(aggregate_parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnunet_rdvit.errors import UserError
+    from nnunet_rdvit.experiments.nnunet_folders import nnunet_folder
+    from nnunet_rdvit.experiments.runner import plan_jobs, print_dry_run, resolve_devices, run_jobs
+
+    grid = _grid(args)
+    results = nnunet_folder("nnUNet_results", must_exist=args.action == "aggregate")
+    if args.action == "aggregate":
+        _aggregate(grid, results, args, resolve_devices(args.device, args.gpus)[0] if args.test else "cpu")
+        return 0
+    device, gpus = resolve_devices(args.device, args.gpus)
+    planned = plan_jobs(grid, results, device, gpus)
+    if args.dry_run:
+        print_dry_run(grid, planned)
+        return 0
+    failures = run_jobs(grid, planned, gpus, results, args.output / "logs")
+    _aggregate(grid, results, args, device)
+    if failures:
+        raise UserError(f"{len(failures)} of {len(planned)} job(s) failed: "
+                        + "; ".join(f"{job.label()} ({error})" for job, error in failures))
+    return 0
+
+
+def _grid(args: argparse.Namespace):
+    from nnunet_rdvit.errors import UserError
+    from nnunet_rdvit.experiments.grid import ExperimentGrid
+    from nnunet_rdvit.experiments.nnunet_folders import check_preprocessed, nnunet_folder, resolve_dataset
+    from nnunet_rdvit.fraction_trainer_names import TrainingBudget
+
+    if (args.epochs is None) != (args.iterations is None):
+        raise UserError("give --epochs and --iterations together (the budget is epochs × iterations per epoch)")
+    if args.batch_size is not None and args.epochs is None:
+        raise UserError("--batch-size is part of a budget: give --epochs and --iterations too")
+    budget = TrainingBudget(args.epochs, args.iterations, args.batch_size) if args.epochs else None
+    preprocessed = nnunet_folder("nnUNet_preprocessed")
+    dataset = resolve_dataset(args.dataset, preprocessed)
+    grid = ExperimentGrid(dataset, tuple(args.trainers), tuple(args.fractions), tuple(args.folds),
+                          tuple(args.configurations), budget, args.plans, test_time_mirroring=not args.no_tta)
+    n_folds = check_preprocessed(preprocessed / dataset, args.plans, grid.configurations)
+    too_high = [fold for fold in grid.folds if fold >= n_folds]
+    if too_high:
+        raise UserError(f"fold(s) {', '.join(map(str, too_high))} not in the split of {dataset} "
+                        f"({n_folds} folds: 0..{n_folds - 1})")
+    for first, second in args.compare or []:
+        for trainer in (first, second):
+            if trainer not in grid.trainers:
+                raise UserError(f"--compare names {trainer!r}, which is not among the grid's trainers "
+                                f"({', '.join(grid.trainers)})")
+    return grid
+
+
+def _aggregate(grid, results: Path, args: argparse.Namespace, device: str) -> None:
+    from nnunet_rdvit.experiments.aggregate import (collect_validation_scores, summarise_over_cases,
+                                                    summarise_over_folds)
+    from nnunet_rdvit.experiments.nnunet_folders import nnunet_folder
+    from nnunet_rdvit.experiments.report import ExperimentResults, dice_table, write_report
+    from nnunet_rdvit.experiments.stats import paired_comparisons
+
+    print(f"\nAggregating {grid.dataset} into {args.output}", flush=True)
+    collected = collect_validation_scores(grid, results, nnunet_folder("nnUNet_preprocessed"),
+                                          with_hd95=not args.no_hd95)
+    pairs = args.compare or [(grid.trainers[0], other) for other in grid.trainers[1:]]
+    metrics = ("dice",) if args.no_hd95 else ("dice", "hd95")
+    outcome = ExperimentResults(grid, collected.structures, collected.scores,
+                                summarise_over_folds(collected.scores, collected.structures),
+                                paired_comparisons(collected.scores, pairs, collected.structures, metrics),
+                                collected.missing, collected.hd95_unavailable)
+    if args.test:
+        from nnunet_rdvit.experiments.test_set import evaluate_test_set
+
+        outcome.test_scores = evaluate_test_set(grid, results, nnunet_folder("nnUNet_raw"), args.output, device)
+        outcome.test_rows = summarise_over_cases(outcome.test_scores, collected.structures)
+    paths = write_report(outcome, args.output)
+    if collected.missing:
+        print(f"  {len(collected.missing)} job(s) not finished, left out: "
+              + "; ".join(job.label() for job in collected.missing), file=sys.stderr)
+    print("\nValidation Dice (mean ± std over folds):")
+    print("\n".join(dice_table(outcome.validation_rows, grid, "dice")))
+    print()
+    for description, path in paths.items():
+        print(f"  {description:<28} {path}")

@@ -1,0 +1,6 @@
+"""Low-data experiment grids: trainers × data fractions × folds × configurations, run through nnU-Net's own
+``nnUNetv2_train`` (runner), then summarised from nnU-Net's validation summaries (aggregate, stats, plot, report).
+
+Modules here import neither torch nor nnU-Net at import time, so ``nnunet-rdvit experiment run --dry-run`` stays
+fast; the aggregation and test-set steps import what they need when they run.
+"""

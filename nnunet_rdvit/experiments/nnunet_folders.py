@@ -1,0 +1,70 @@
+"""Finding nnU-Net's folders, datasets and preprocessed configurations, with errors that say the fix.
+
+Read from the environment at call time (not import time), so tests and the runner can set them per run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from nnunet_rdvit.errors import UserError
+
+
+def nnunet_folder(variable: str, must_exist: bool = True) -> Path:
+    """The folder named by ``$variable`` (one of nnUNet_raw, nnUNet_preprocessed, nnUNet_results)."""
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        raise UserError(f"{variable} is not set: export {variable}=/path/to/{variable} (nnU-Net's folder "
+                        f"variables must be set as for nnUNetv2_train)")
+    path = Path(value).expanduser().resolve()
+    if must_exist and not path.is_dir():
+        raise UserError(f"{variable} points to {path}, which is not a folder; create it or fix the variable")
+    return path
+
+
+def resolve_dataset(dataset: str, preprocessed: Path) -> str:
+    """``"27"``, ``"027"`` or ``"Dataset027_ACDC"`` -> ``"Dataset027_ACDC"``, looked up in ``preprocessed``."""
+    text = str(dataset).strip()
+    if re.fullmatch(r"\d{1,3}", text):
+        prefix = f"Dataset{int(text):03d}_"
+        names = sorted(p.name for p in preprocessed.iterdir() if p.is_dir() and p.name.startswith(prefix))
+    elif re.fullmatch(r"Dataset\d{3}_.+", text):
+        names = [text] if (preprocessed / text).is_dir() else []
+    else:
+        raise UserError(f"{dataset!r} is not a dataset id (e.g. 27) or name (e.g. Dataset027_ACDC)")
+    if len(names) > 1:
+        raise UserError(f"dataset id {text} matches {', '.join(names)} in {preprocessed}; nnU-Net needs unique ids")
+    if not names:
+        available = sorted(p.name for p in preprocessed.iterdir() if p.is_dir() and p.name.startswith("Dataset"))
+        raise UserError(f"dataset {text} is not in nnUNet_preprocessed ({preprocessed}; has: "
+                        f"{', '.join(available) or 'nothing'}); run nnUNetv2_plan_and_preprocess -d {text} first")
+    return names[0]
+
+
+def check_preprocessed(dataset_dir: Path, plans: str, configurations: tuple[str, ...]) -> int:
+    """Checks plans and preprocessed data exist for each configuration; returns the number of folds in the split."""
+    plans_file = dataset_dir / f"{plans}.json"
+    if not plans_file.is_file():
+        raise UserError(f"no plans {plans_file.name} in {dataset_dir}; run nnUNetv2_plan_and_preprocess for this "
+                        f"dataset (or pass the right -p)")
+    all_configurations = json.loads(plans_file.read_text())["configurations"]
+    for configuration in configurations:
+        if configuration not in all_configurations:
+            raise UserError(f"configuration {configuration!r} is not in {plans_file.name} (has: "
+                            f"{', '.join(all_configurations)})")
+        data_dir = dataset_dir / _data_identifier(all_configurations, configuration)
+        if not data_dir.is_dir():
+            raise UserError(f"no preprocessed data for {configuration} ({data_dir} is missing); run "
+                            f"nnUNetv2_plan_and_preprocess -d {dataset_dir.name} -c {configuration} -p {plans}")
+    splits_file = dataset_dir / "splits_final.json"
+    return len(json.loads(splits_file.read_text())) if splits_file.is_file() else 5  # nnU-Net's default 5 folds
+
+
+def _data_identifier(configurations: dict, name: str) -> str:
+    configuration = configurations[name]
+    while "data_identifier" not in configuration and "inherits_from" in configuration:
+        configuration = configurations[configuration["inherits_from"]]
+    return configuration["data_identifier"]

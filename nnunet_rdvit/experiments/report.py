@@ -1,0 +1,144 @@
+"""Writing an experiment's results: CSV tables, a Markdown report and the Dice-vs-fraction figure, atomically."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from nnunet_rdvit.atomic import atomic_path
+from nnunet_rdvit.experiments.aggregate import OVERALL, CaseScore, SummaryRow
+from nnunet_rdvit.experiments.grid import ExperimentGrid, Job
+from nnunet_rdvit.experiments.plot import plot_dice_vs_fraction
+from nnunet_rdvit.experiments.stats import Comparison
+
+FIGURE = "dice_vs_fraction.png"
+MARKDOWN = "results.md"
+
+
+@dataclass
+class ExperimentResults:
+    grid: ExperimentGrid
+    structures: list[str]
+    validation_scores: list[CaseScore]
+    validation_rows: list[SummaryRow]
+    comparisons: list[Comparison]
+    missing: list[Job]
+    hd95_unavailable: int
+    test_scores: list[CaseScore] | None = None
+    test_rows: list[SummaryRow] | None = None
+
+
+def write_report(results: ExperimentResults, out_dir: Path) -> dict[str, Path]:
+    """Writes every output into ``out_dir``; returns {description: path}."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "validation summary (CSV)": _write_csv(out_dir / "validation_summary.csv", results.validation_rows,
+                                               SummaryRow),
+        "validation per case (CSV)": _write_csv(out_dir / "validation_per_case.csv", results.validation_scores,
+                                                CaseScore),
+        "paired comparisons (CSV)": _write_csv(out_dir / "comparisons.csv", results.comparisons, Comparison),
+    }
+    if results.test_rows is not None:
+        paths["test-set summary (CSV)"] = _write_csv(out_dir / "test_summary.csv", results.test_rows, SummaryRow)
+        paths["test-set per case (CSV)"] = _write_csv(out_dir / "test_per_case.csv", results.test_scores or [],
+                                                      CaseScore)
+    if results.validation_rows:
+        plot_dice_vs_fraction(results.validation_rows, results.grid.trainers, out_dir / FIGURE,
+                              f"{results.grid.dataset}\n{_budget(results.grid)}")
+        paths["figure"] = out_dir / FIGURE
+    with atomic_path(out_dir / MARKDOWN) as temporary:
+        temporary.write_text(markdown_report(results), encoding="utf-8")
+    paths["report (Markdown)"] = out_dir / MARKDOWN
+    return paths
+
+
+def markdown_report(results: ExperimentResults) -> str:
+    grid = results.grid
+    lines = [f"# Low-data experiment on {grid.dataset}", "",
+             f"Budget: {_budget(grid)}. Trainers: {', '.join(grid.trainers)}; fractions of training patients: "
+             f"{', '.join(f'{p} %' for p in grid.percents)}; folds {', '.join(map(str, grid.folds))}; plans "
+             f"{grid.plans}. Result folders: `<trainer>_frac<P>{_suffix(grid)}__{grid.plans}__<configuration>`.", ""]
+    if results.missing:
+        lines += [f"**Not finished ({len(results.missing)}):** " + "; ".join(job.label() for job in results.missing),
+                  ""]
+    lines += ["## Validation Dice (mean ± std over folds)", "", *dice_table(results.validation_rows, grid, "dice"), "",
+              "## Validation HD95 in mm (mean ± std over folds)", "", *dice_table(results.validation_rows, grid, "hd95"),
+              "", "HD95 is averaged over the cases where prediction and reference both contain the structure; the "
+              "overall HD95 needs all structures."]
+    if results.hd95_unavailable:
+        lines += [f"HD95 could not be computed for {results.hd95_unavailable} case(s): prediction or reference file "
+                  f"not found."]
+    dice_comparisons = [c for c in results.comparisons if c.metric == "dice"]
+    if dice_comparisons:
+        lines += ["", "## Paired comparisons of Dice (Wilcoxon signed-rank over validation cases, two-sided)", "",
+                  "| A | B | fraction | configuration | structure | n | Dice A | Dice B | A − B | W | p |",
+                  "|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {c.trainer_a} | {c.trainer_b} | {c.percent} % | {c.configuration} | {c.structure} | {c.n} | "
+                  f"{_number(c.mean_a)} | {_number(c.mean_b)} | {_number(c.mean_difference, signed=True)} | "
+                  f"{_number(c.statistic, 1)} | {_p(c.p_value)} |" for c in dice_comparisons]
+    if results.test_rows is not None:
+        lines += ["", "## Test set: ensemble of the folds (mean ± std over test cases)", "",
+                  "### Dice", "", *dice_table(results.test_rows, grid, "dice", unit="cases"),
+                  "", "### HD95 in mm", "", *dice_table(results.test_rows, grid, "hd95", unit="cases")]
+    return "\n".join(lines) + "\n"
+
+
+def dice_table(rows: Sequence[SummaryRow], grid: ExperimentGrid, metric: str, unit: str = "folds") -> list[str]:
+    """Markdown table: one row per configuration × fraction × trainer, one column per structure and the mean."""
+    structures = list(dict.fromkeys(row.structure for row in rows))
+    header = [f"| trainer | fraction | configuration | {unit} | " + " | ".join(structures) + " |",
+              "|---|---:|---|---:|" + "---:|" * len(structures)]
+    keyed: dict[tuple, dict[str, SummaryRow]] = {}
+    for row in rows:
+        keyed.setdefault((row.configuration, row.percent, row.trainer), {})[row.structure] = row
+    order = {trainer: index for index, trainer in enumerate(grid.trainers)}
+    body = []
+    for configuration, percent, trainer in sorted(keyed, key=lambda k: (k[0], k[1], order.get(k[2], len(order)))):
+        cells = keyed[(configuration, percent, trainer)]
+        n = cells[OVERALL].n if OVERALL in cells else next(iter(cells.values())).n
+        values = [_mean_std(cells[s], metric) if s in cells else "–" for s in structures]
+        body.append(f"| {trainer} | {percent} % | {configuration} | {n} | " + " | ".join(values) + " |")
+    return header + (body or ["| (no finished results) |"])
+
+
+def _mean_std(row: SummaryRow, metric: str) -> str:
+    mean, std = (row.dice_mean, row.dice_std) if metric == "dice" else (row.hd95_mean, row.hd95_std)
+    digits = 3 if metric == "dice" else 1
+    if math.isnan(mean):
+        return "–"
+    return _number(mean, digits) + ("" if math.isnan(std) else f" ± {_number(std, digits)}")
+
+
+def _number(value: float, digits: int = 3, signed: bool = False) -> str:
+    if math.isnan(value):
+        return "–"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _p(value: float) -> str:
+    return "–" if math.isnan(value) else (f"{value:.2g}" if value < 0.001 else f"{value:.3f}")
+
+
+def _budget(grid: ExperimentGrid) -> str:
+    text = grid.budget.describe() if grid.budget else "nnU-Net's default budget (1000 epochs × 250 iterations)"
+    return text + ("" if grid.test_time_mirroring else ", no test-time mirroring")
+
+
+def _suffix(grid: ExperimentGrid) -> str:
+    return (grid.budget.suffix if grid.budget else "") + ("" if grid.test_time_mirroring else "_notta")
+
+
+def _write_csv(path: Path, rows: Sequence, row_type: type) -> Path:
+    fields = [field.name for field in dataclasses.fields(row_type)]
+    with atomic_path(path) as temporary:
+        with open(temporary, "w", newline="", encoding="utf-8") as file:
+            writer = csv.writer(file)
+            writer.writerow(fields)
+            for row in rows:
+                writer.writerow(["" if isinstance(v, float) and math.isnan(v) else v
+                                 for v in (getattr(row, f) for f in fields)])
+    return path
