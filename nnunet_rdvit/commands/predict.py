@@ -1,0 +1,95 @@
+"""``nnunet-rdvit predict``: segment cine-MRI NIfTI volumes with a trained model, with cardiac indices.
+
+Exit status: 0 when every case was written; 2 when the run could not start (bad input path, model folder or
+output folder) or when any case failed (the others are still written; ``summary.json`` lists them).
+See docs/inference.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "predict"
+HELP = ("Segment cine-MRI NIfTI volumes (files, folders, ACDC patient folders) with a trained nnU-Net model "
+        "folder; write aligned segmentations, cardiac indices with a PNG report when ED and ES are known, and "
+        "optionally ACT halting / MoE expert maps.")
+
+
+def _frame(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a frame number is a positive integer (1-based), got {text!r}")
+    return int(text)
+
+
+def _fold(text: str) -> int | str:
+    if text == "all" or text.isdigit():
+        return text if text == "all" else int(text)
+    raise argparse.ArgumentTypeError(f"a fold is an integer or 'all', got {text!r}")
+
+
+def _step(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"the tile step is a fraction of the patch in (0, 1], got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-i", "--input", nargs="+", required=True, type=Path, metavar="INPUT",
+                        help="NIfTI file(s), folder(s) of NIfTI files, or patient folder(s) with Info.cfg and "
+                             "*_frameNN.nii.gz (e.g. an ACDC patientNNN folder, or the ACDC training/ folder)")
+    parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR",
+                        help="output folder (created; must not be a folder that holds inputs)")
+    parser.add_argument("-m", "--model", required=True, type=Path, metavar="MODEL_DIR",
+                        help="trained model folder, nnUNet_results/DatasetXXX/TRAINER__PLANS__CONFIGURATION")
+    parser.add_argument("-f", "--folds", nargs="+", type=_fold, default=None,
+                        help="folds to ensemble (default: every fold_N with a checkpoint)")
+    parser.add_argument("--checkpoint", default="checkpoint_final.pth",
+                        help="checkpoint file name in each fold (default: checkpoint_final.pth)")
+    parser.add_argument("--ed", type=_frame, default=None, metavar="N",
+                        help="end-diastolic frame number (1-based); with --es, overrides Info.cfg and selects "
+                             "frames of a 4D cine file")
+    parser.add_argument("--es", type=_frame, default=None, metavar="M", help="end-systolic frame number (1-based)")
+    parser.add_argument("--introspect", action="store_true",
+                        help="also write the ACT halting map and the MoE dominant-expert map (RD-ViT models) with "
+                             "per-structure statistics")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto (default) uses CUDA when present, else the CPU")
+    parser.add_argument("--no-mirroring", action="store_true", help="no test-time mirroring (faster)")
+    parser.add_argument("--step-size", type=_step, default=0.5,
+                        help="sliding-window step as a fraction of the patch (default 0.5, nnU-Net's)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnunet_rdvit.errors import UserError
+    from nnunet_rdvit.inference import PredictSettings, predict
+    from nnunet_rdvit.inference.cardiac_indices import format_index
+
+    settings = PredictSettings(inputs=args.input, output=args.output, model=args.model, folds=args.folds,
+                               checkpoint=args.checkpoint, device=args.device, mirroring=not args.no_mirroring,
+                               step_size=args.step_size, ed=args.ed, es=args.es, introspect=args.introspect,
+                               progress=not args.no_progress)
+    result = predict(settings)
+    done = [case for case in result.cases if case.ok]
+    for record in result.patients:
+        print(f"{record['patient']} (ED frame {record['frames']['ED']}, ES frame {record['frames']['ES']}):")
+        for name, value in record["indices"].items():
+            print(f"  {format_index(name, value)}")
+    if done:
+        per_volume = sum(case.seconds_prediction for case in done) / len(done)
+        print(f"{len(done)} volume(s) segmented in {result.seconds:.1f} s ({per_volume:.1f} s per volume for "
+              f"prediction, {result.model['device']}); outputs in {result.output}")
+    failures = result.failures
+    if len(failures) == 1 and len(result.cases) == 1:
+        raise UserError(failures[0].message)
+    if failures:
+        listed = "; ".join(f"{case.name}: {case.message}" for case in failures[:3])
+        more = f" (and {len(failures) - 3} more)" if len(failures) > 3 else ""
+        where = f"; all listed in {result.output / 'summary.json'}" if done else ""
+        raise UserError(f"{len(failures)} of {len(result.cases)} case(s) failed — {listed}{more}{where}")
+    return 0

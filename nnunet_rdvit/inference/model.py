@@ -1,0 +1,147 @@
+"""A trained nnU-Net model folder, checked and loaded into nnU-Net's own ``nnUNetPredictor``.
+
+Everything a user can get wrong about the folder is checked before any volume is touched, each with a message
+that says what to pass instead. The predictor does the loading, fold ensembling, sliding window and mirroring.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from nnunet_rdvit.dataset_conversion.acdc import LABELS
+from nnunet_rdvit.errors import UserError
+
+# Readers whose arrays are the file's voxel array with the axes reversed (z, y, x), which is what
+# segmentation.py hands to nnU-Net. Reorienting readers would need the reorientation undone too.
+SUPPORTED_READERS = ("SimpleITKIO", "NibabelIO")
+_FOLD = re.compile(r"^fold_\d+$")
+
+
+@dataclass
+class LoadedModel:
+    predictor: object  # nnunetv2's nnUNetPredictor, initialised
+    folder: Path
+    folds: tuple[int | str, ...]
+    checkpoint: str
+    trainer: str
+    configuration: str
+    device: torch.device
+    model_labels: dict[str, int]  # names as in the model's dataset.json
+
+    def describe(self) -> dict:
+        predictor = self.predictor
+        return {"folder": str(self.folder), "trainer": self.trainer, "configuration": self.configuration,
+                "folds": list(self.folds), "checkpoint": self.checkpoint, "device": str(self.device),
+                "mirroring": bool(predictor.use_mirroring and predictor.allowed_mirroring_axes),
+                "tile_step_size": predictor.tile_step_size}
+
+
+def available_folds(folder: Path, checkpoint: str) -> list[int | str]:
+    """``fold_N`` folders holding ``checkpoint``, in order (``fold_all`` is used only when asked for, as in
+    nnU-Net)."""
+    return sorted(int(p.name[5:]) for p in folder.iterdir() if _FOLD.match(p.name) and (p / checkpoint).is_file())
+
+
+def load_model(folder: Path, folds: Sequence[int | str] | None = None, checkpoint: str = "checkpoint_final.pth",
+               device: str = "auto", mirroring: bool = True, step_size: float = 0.5) -> LoadedModel:
+    """Check ``folder`` and load ``folds`` (default: every fold with ``checkpoint``) for ensembled prediction."""
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    dataset_json, plans = _check_folder(folder)
+    _check_labels_and_channels(folder, dataset_json)
+    reader = plans.get("image_reader_writer", "SimpleITKIO")
+    if reader not in SUPPORTED_READERS:
+        raise UserError(f"the model in {folder} was planned with the {reader} reader; predict supports models "
+                        f"planned with {' or '.join(SUPPORTED_READERS)} (nnU-Net's defaults for NIfTI)")
+    folds = _resolve_folds(folder, folds, checkpoint)
+    torch_device = _device(device)
+    if not 0 < step_size <= 1:
+        raise UserError(f"the tile step size must be in (0, 1], got {step_size}")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net narrates device choice and trainer search
+            predictor = nnUNetPredictor(tile_step_size=step_size, use_gaussian=True, use_mirroring=mirroring,
+                                        perform_everything_on_device=True, device=torch_device, verbose=False,
+                                        allow_tqdm=False)
+            predictor.initialize_from_trained_model_folder(str(folder), tuple(folds), checkpoint)
+    except Exception as error:  # a trainer nnU-Net cannot find, a damaged checkpoint, weights for other plans
+        missing = re.search(r"Could not find requested nnunet trainer (\S+)", str(error))
+        if missing:
+            raise UserError(f"the model's trainer class {missing.group(1)} cannot be found: install the package "
+                            f"that defines it, or set nnUNet_extTrainer to the folder with its module") from None
+        raise UserError(f"cannot load the model from {folder} ({type(error).__name__}: {_first_sentence(error)}); "
+                        f"is a checkpoint damaged or from another model?") from None
+    configuration = folder.name.split("__")[-1] if folder.name.count("__") == 2 else "unknown"
+    return LoadedModel(predictor, folder, tuple(folds), checkpoint, predictor.trainer_name, configuration,
+                       torch_device, dict(dataset_json["labels"]))
+
+
+def _check_folder(folder: Path) -> tuple[dict, dict]:
+    if not folder.is_dir():
+        raise UserError(f"model folder {folder} does not exist")
+    contents = {}
+    for name in ("dataset.json", "plans.json"):
+        if not (folder / name).is_file():
+            hint = _model_folders_inside(folder)
+            raise UserError(f"{folder} is not a trained nnU-Net model folder: {name} is missing "
+                            + (f"(it holds model folders: {hint}; pass one of them)" if hint else
+                               "(pass the folder named TRAINER__PLANS__CONFIGURATION inside nnUNet_results/DatasetXXX)"))
+        try:
+            contents[name] = json.loads((folder / name).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise UserError(f"{folder / name} is not valid JSON ({error})") from None
+    return contents["dataset.json"], contents["plans.json"]
+
+
+def _model_folders_inside(folder: Path) -> str:
+    inside = sorted(p.name for p in folder.glob("*__*__*") if (p / "plans.json").is_file())
+    return ", ".join(inside)
+
+
+def _check_labels_and_channels(folder: Path, dataset_json: dict) -> None:
+    labels = dataset_json.get("labels", {})
+    if sorted(int(v) for v in labels.values() if not isinstance(v, list)) != sorted(LABELS.values()):
+        raise UserError(f"the model in {folder} predicts labels {labels}; predict needs an ACDC-style model with "
+                        f"labels 0 background, 1 RV, 2 MYO, 3 LV")
+    channels = dataset_json.get("channel_names", dataset_json.get("modality", {}))
+    if len(channels) != 1:
+        raise UserError(f"the model in {folder} expects {len(channels)} input channels "
+                        f"({', '.join(map(str, channels.values()))}); predict gives it one volume per case "
+                        f"(single-channel cine MRI)")
+
+
+def _resolve_folds(folder: Path, folds: Sequence[int | str] | None, checkpoint: str) -> list[int | str]:
+    available = available_folds(folder, checkpoint)
+    if folds is None:
+        if not available:
+            unfinished = sorted(p.parent.name for p in folder.glob("fold_*/checkpoint_*.pth"))
+            raise UserError(f"no trained fold in {folder}: no fold_N/{checkpoint}"
+                            + (f" (found {', '.join(sorted(set(unfinished)))} with other checkpoints: training "
+                               f"unfinished? pass --checkpoint checkpoint_best.pth to use them)" if unfinished else ""))
+        return available
+    wanted = [f if f == "all" else int(f) for f in folds]
+    missing = [f for f in wanted if not (folder / f"fold_{f}" / checkpoint).is_file()]
+    if missing:
+        raise UserError(f"fold(s) {', '.join(map(str, missing))} have no {checkpoint} in {folder} (available: "
+                        f"{', '.join(map(str, available)) or 'none'})")
+    return wanted
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def _first_sentence(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0].split(". ")[0] if text else type(error).__name__
