@@ -33,23 +33,22 @@ def make_feedforward(
     raise ValueError(f"unknown feed-forward {kind!r}; choose 'mlp' or 'swiglu'")
 
 
-def active_token_index(active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per sample, the indices of the active tokens padded to the largest count in the batch.
+def active_token_index(active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Rows of the active tokens in ``x.flatten(0, 1)``, per sample padded to the batch's largest count.
 
-    Returns ``index`` (B, M) — active tokens first, in token order, then padding — and ``valid``
-    (B, M), True where ``index`` points at an active token; ``t[valid]`` follows ``x[active]`` order.
-    Padding (rather than a loop over samples) keeps the attention one batched kernel call.
+    Returns ``rows`` (B·M,) — for each sample its active tokens in token order, then padding — and
+    ``valid`` (B·M,), True at the rows of active tokens, so that the valid rows follow ``x[active]``
+    order; ``valid`` is None when nothing is padded (batch 1, as in nnU-Net's predictor). Padding,
+    rather than a loop over samples, keeps the attention one batched kernel call.
     """
+    batch, n_tokens = active.shape
     counts = active.sum(dim=1)
     width = int(counts.max())
     index = torch.argsort(~active, dim=1, stable=True)[:, :width]
-    valid = torch.arange(width, device=active.device) < counts.unsqueeze(1)
-    return index, valid
-
-
-def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``x`` (B, N, D), ``index`` (B, M) → (B, M, D)."""
-    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+    rows = (index + n_tokens * torch.arange(batch, device=active.device).unsqueeze(1)).flatten()
+    if batch == 1:
+        return rows, None
+    return rows, (torch.arange(width, device=active.device) < counts.unsqueeze(1)).flatten()
 
 
 class TransformerBlock(nn.Module):
@@ -79,9 +78,10 @@ class TransformerBlock(nn.Module):
         if active is None:
             tokens = (x + self.attn(normed)).flatten(0, 1)
         else:
-            index, valid = active_token_index(active)
-            queried = gather_tokens(x, index) + self.attn(gather_tokens(normed, index), normed)
-            tokens = queried[valid]
+            rows, valid = active_token_index(active)
+            queries = normed.flatten(0, 1)[rows].view(x.shape[0], -1, x.shape[-1])
+            tokens = x.flatten(0, 1)[rows] + self.attn(queries, normed).flatten(0, 1)
+            tokens = tokens if valid is None else tokens[valid]
         update, routing = self._feedforward(self.norm2(tokens))
         tokens = tokens + update
         return (tokens if active is not None else tokens.view_as(x)), routing
