@@ -1,0 +1,38 @@
+"""The benchmark scripts run end to end (--quick: tiny patches) and print their tables; timings are not checked."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def benchmarks_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the scripts import their siblings, as when run directly
+
+
+@pytest.mark.slow  # tens of seconds on 2 idle cores: the real networks, tiny patches
+def test_quick_benchmark_prints_every_table(benchmarks_on_path: None, capsys: pytest.CaptureFixture) -> None:
+    import run_all
+
+    run_all.main(["--quick"])
+    printed = capsys.readouterr().out
+    for title in ("2d: size and speed", "3d_fullres: peak memory", "dense vs sparse ACT", "Cost as loops grow",
+                  "Per-loop gradient checkpointing", "Cost as tokens grow", "running fraction", "Targets"):
+        assert title in printed, title
+    assert "| U-Net" in printed and "| RD-ViT+MoE" in printed and "×ViT" in printed
+
+
+def test_peak_memory_worker_reports_a_positive_peak(benchmarks_on_path: None) -> None:
+    from measure import peak_cpu_memory
+
+    from nnunet_rdvit.networks import RDViT
+
+    network = RDViT(1, 4, (32, 32), (8, 8), embed_dim=32, num_heads=2)
+    memory = peak_cpu_memory(network, "train", 2, (32, 32), 4)
+    assert memory["peak_mb"] > 0 and memory["step_mb"] >= 0
+    assert sys.modules.get("rss_worker") is None  # measured in a fresh process, not this one
