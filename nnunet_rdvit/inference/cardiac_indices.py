@@ -47,4 +47,4 @@ def cardiac_indices(ed_volumes_ml: dict[str, float], es_volumes_ml: dict[str, fl
 
 def format_index(name: str, value: float | None) -> str:
     display, unit = INDICES[name]
-    return f"{display}: {'n/a' if value is None else f'{value:.1f}'} {unit}"
+    return f"{display}: n/a" if value is None else f"{display}: {value:.1f} {unit}"

@@ -12,7 +12,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from nnunet_rdvit.inference.introspection import TokenMaps
 from nnunet_rdvit.inference.nifti_io import Volume3D
 from nnunet_rdvit.inference.overlay import legend_handles, save_png, show_contours, show_image, show_labels
-from nnunet_rdvit.inference.slices import heart_slices, in_plane_aspect, slice_axis, take_slice
+from nnunet_rdvit.inference.slices import heart_crop, heart_slices, in_plane_aspect, slice_axis, take_slice
 
 
 def write_introspection_figure(target: Path, title: str, image: Volume3D, labels: np.ndarray,
@@ -20,6 +20,7 @@ def write_introspection_figure(target: Path, title: str, image: Volume3D, labels
     axis = slice_axis(image.spacing)
     aspect = in_plane_aspect(image.spacing, axis)
     slices = _three_slices(labels, axis)
+    crop = heart_crop([labels], axis, image.spacing)
     columns = ["segmentation"] + (["halting"] if maps.halting is not None else []) + \
               (["experts"] if maps.expert_share is not None else [])
     figure, axes = plt.subplots(len(slices), len(columns), figsize=(4.2 * len(columns) + 1.2, 3.9 * len(slices)),
@@ -31,19 +32,19 @@ def write_introspection_figure(target: Path, title: str, image: Volume3D, labels
     for row, (name, index) in enumerate(slices):
         for column, kind in enumerate(columns):
             ax = axes[row, column]
-            show_image(ax, take_slice(image.data, axis, index), aspect)
-            label_slice = take_slice(labels, axis, index)
+            show_image(ax, take_slice(image.data, axis, index)[crop], aspect)
+            label_slice = take_slice(labels, axis, index)[crop]
             if kind == "segmentation":
                 show_labels(ax, label_slice, aspect)
                 show_contours(ax, label_slice)
                 ax.set_ylabel(f"{name} (slice {index + 1})", fontsize=11)
             elif kind == "halting":
-                shown = ax.imshow(np.ma.masked_equal(take_slice(maps.halting, axis, index), 0), cmap="viridis",
+                shown = ax.imshow(np.ma.masked_equal(take_slice(maps.halting, axis, index)[crop], 0), cmap="viridis",
                                   vmin=1.0, vmax=loops_max, alpha=0.7, aspect=aspect, interpolation="nearest")
                 show_contours(ax, label_slice, colour="white", width=0.8)
                 figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.02, label="loops")
             else:
-                shown = ax.imshow(np.ma.masked_equal(take_slice(dominant, axis, index), 0), cmap=expert_cmap,
+                shown = ax.imshow(np.ma.masked_equal(take_slice(dominant, axis, index)[crop], 0), cmap=expert_cmap,
                                   norm=BoundaryNorm(np.arange(0.5, n_experts + 1), n_experts), alpha=0.75,
                                   aspect=aspect, interpolation="nearest")
                 show_contours(ax, label_slice, colour="white", width=0.8)
