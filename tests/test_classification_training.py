@@ -21,7 +21,7 @@ from nnunet_rdvit.classification import RecurrentDepthViT, VisionTransformer
 from nnunet_rdvit.classification.data import Augmentation
 from nnunet_rdvit.classification.distributed import setup_distributed
 from nnunet_rdvit.classification.objective import ClassificationObjective
-from nnunet_rdvit.classification.pipelines import evaluate_checkpoint, train_on_folder
+from nnunet_rdvit.classification.pipelines import distill_on_folder, evaluate_checkpoint, train_on_folder
 from nnunet_rdvit.classification.train import TrainSettings, fit
 from nnunet_rdvit.cli import main
 
@@ -91,6 +91,21 @@ def test_image_folder_run_lowers_the_loss_and_eval_reports(image_folder: Path, t
         assert (tmp_path / "eval" / png).read_bytes().startswith(b"\x89PNG")
 
 
+def test_raptor_distillation_anneals_teacher_forcing(image_folder: Path, tmp_path: Path) -> None:
+    tiny = {"img_size": 32, "patch_size": 8, "embed_dim": 32, "num_heads": 2, "depth": 4}
+    settings = _quick_settings(epochs=1, augmentation=Augmentation(auto_augment=None, re_prob=0.0))
+    train_on_folder(image_folder, tmp_path / "teacher", "vit_baseline_tiny_patch16_224", tiny, settings, "cpu")
+    history = distill_on_folder(image_folder, tmp_path / "student", tmp_path / "teacher" / "last.pt", 2, "auto",
+                                _quick_settings(epochs=4), "cpu")
+    state = torch.load(tmp_path / "student" / "last.pt", weights_only=True)
+    assert state["model_name"] == "raptor_tiny_patch16_224" and sum(state["model_kwargs"]["phases"]) == 4
+    forcing = [epoch["train_teacher_forcing"] for epoch in history]
+    assert forcing[0] == pytest.approx((1 + 5 / 6 + 4 / 6 + 3 / 6 + 2 / 6 + 1 / 6) / 6)  # 1 → 0 over 6 of 24 steps
+    assert forcing[1:] == [0.0, 0.0, 0.0]
+    assert history[-1]["train_distill_mse"] < history[0]["train_distill_mse"]
+    assert "val_top1" in history[-1]  # validated with the teacher's frozen head
+
+
 def _fit_tiny(output: Path, resume: Path | None = None) -> VisionTransformer:
     torch.manual_seed(0)
     model = VisionTransformer(img_size=16, patch_size=4, num_classes=3, embed_dim=16, depth=2, num_heads=2)
@@ -147,7 +162,7 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path: Path) -> None:
     ("missing", "does not exist; expected the ImageNet layout"),
     ("empty", "has no class folders"),
     ("mismatch", "do not match the training classes: missing ['red']"),
-    ("unknown_model", "unknown model 'bvit_tiny'"),
+    ("unknown_model", "unknown model 'bvit_tiny'; did you mean rdvit_tiny_patch16_224"),
     ("bad_model_arg", "has no argument(s) ['width']"),
     ("edge_with_mixup", "without mixup/cutmix"),
 ])

@@ -22,6 +22,6 @@ def flops_per_image(model: nn.Module, images: torch.Tensor, n_loops: int | None 
     was_training = model.training
     model.eval()
     with FlopCounterMode(display=False) as counter:
-        model(images, n_loops=n_loops)
+        model(images) if n_loops is None else model(images, n_loops=n_loops)  # any nn.Module, e.g. timm's
     model.train(was_training)
     return counter.get_total_flops() / images.shape[0]

@@ -25,7 +25,7 @@ class LossWeights:
 
 
 # Reported alongside the loss when the model produces them.
-_DIAGNOSTICS = ("ponder_time", "balance_loss", "stability_loss", "uniformity_loss")
+_DIAGNOSTICS = ("ponder_time", "balance_loss", "stability_loss", "uniformity_loss", "confidence")
 
 
 class ClassificationObjective:
@@ -51,6 +51,6 @@ class ClassificationObjective:
             if value is not None and weight:
                 loss = loss + weight * value.float()
         logs = {"cross_entropy": cross_entropy.detach()}
-        logs.update({name: getattr(aux, name).detach().float() for name in _DIAGNOSTICS
+        logs.update({name: getattr(aux, name).detach().float().mean() for name in _DIAGNOSTICS
                      if getattr(aux, name, None) is not None})
         return loss, logs

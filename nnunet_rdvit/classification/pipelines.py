@@ -26,10 +26,11 @@ from nnunet_rdvit.errors import UserError
 TEACHER_PREFIX, STUDENT_PREFIX = "vit_baseline_", "raptor_"
 
 
-def _folder_datasets(data: Path, model: nn.Module, settings: TrainSettings,
+def _folder_datasets(data: Path, train_set: Dataset, model: nn.Module, settings: TrainSettings,
                      class_names: list[str] | None) -> tuple[Dataset, Dataset | None]:
-    """train/ with timm's training augmentation, val/ (optional) with the eval transform; class checks."""
-    train_set = image_folder(data, "train", create_transforms(model, settings.augmentation))
+    """Give ``train_set`` (``data/train``) timm's training augmentation; load ``data/val`` (optional) with
+    the eval transform; check both against ``class_names`` (a checkpoint's) and each other."""
+    train_set.transform = create_transforms(model, settings.augmentation)
     if class_names is not None:
         check_same_classes(class_names, train_set.classes, f"{data}/train")
     if not (Path(data) / "val").exists():
@@ -65,15 +66,19 @@ def train_on_folder(data: Path, output: Path, model_name: str | None, model_kwar
         settings, class_names = TrainSettings.from_dict(state["settings"]), state["class_names"]
     if model_name is None:
         raise UserError("give --model (see 'nnunet-rdvit classify models') or --resume")
-    classes = image_folder(data, "train").classes
-    model_kwargs = {**model_kwargs, "num_classes": len(classes)}
+    train_set = image_folder(data, "train")
+    model_kwargs = {**model_kwargs, "num_classes": len(train_set.classes)}
     seed_everything(settings.seed)
     model = create_classifier(model_name, model_kwargs)
     augmentation = settings.augmentation
-    if isinstance(model, EdgeRecViT) and model.ranker is not None and (augmentation.mixup or augmentation.cutmix):
-        raise UserError("Edge-RecViT is trained without mixup/cutmix (label mixing breaks the ranker's "
-                        "supervision); drop --mixup/--cutmix")
-    train_set, val_set = _folder_datasets(data, model, settings, class_names)
+    if augmentation.mixup or augmentation.cutmix:
+        if isinstance(model, EdgeRecViT) and model.ranker is not None:
+            raise UserError("Edge-RecViT is trained without mixup/cutmix (label mixing breaks the ranker's "
+                            "supervision); drop --mixup/--cutmix")
+        if settings.batch_size % 2:
+            raise UserError(f"mixup/cutmix pair images within a batch; use an even --batch-size, "
+                            f"not {settings.batch_size}")
+    train_set, val_set = _folder_datasets(data, train_set, model, settings, class_names)
     _announce(ctx, model, model_name, settings, train_set, val_set)
     meta = {"model_name": model_name, "model_kwargs": model_kwargs, "class_names": train_set.classes}
     objective = ClassificationObjective(settings.loss_weights, settings.label_smoothing)
@@ -122,10 +127,11 @@ def distill_on_folder(data: Path, output: Path, teacher_path: Path | None, num_b
         raise UserError(f"the teacher must be a vit_baseline_* model; {teacher_path} holds "
                         f"{teacher_state['model_name']}")
     seed_everything(settings.seed)
-    train_set, val_set = _folder_datasets(data, teacher, settings, teacher_state["class_names"])
+    train_set, val_set = _folder_datasets(data, image_folder(data, "train"), teacher, settings,
+                                          teacher_state["class_names"])
     if student_kwargs is None:
-        sample = torch.stack([create_transforms(teacher, None)(train_set.loader(path))
-                              for path, _ in train_set.samples[:32]])
+        transform = create_transforms(teacher, None)
+        sample = torch.stack([transform(train_set.loader(path)) for path, _ in train_set.samples[:32]])
         student_kwargs = {**teacher_state["model_kwargs"], "phases": _phases(phases, num_blocks, teacher, sample)}
     student_name = STUDENT_PREFIX + teacher_state["model_name"].removeprefix(TEACHER_PREFIX)
     student = create_classifier(student_name, student_kwargs)

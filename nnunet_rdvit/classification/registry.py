@@ -79,7 +79,8 @@ for _name, (_class, _defaults) in MODEL_CONFIGS.items():
 def create_classifier(name: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
     """``timm.create_model(name, **kwargs)`` for the models registered here, with user-fixable errors."""
     if name not in MODEL_CONFIGS:
-        close = difflib.get_close_matches(name, MODEL_CONFIGS, n=3)
+        close = [known for known in MODEL_CONFIGS if name and name in known][:4] or difflib.get_close_matches(
+            name, MODEL_CONFIGS, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise UserError(f"unknown model {name!r}; {hint}run 'nnunet-rdvit classify models' for the list")
     model_class = MODEL_CONFIGS[name][0]
