@@ -15,8 +15,9 @@ class VisionTransformer(TokenClassifier):
     """The baseline every recurrent classifier is compared with; built from the same
     :class:`TransformerBlock` so that a comparison isolates the recurrence.
 
-    ``kwargs``: the shared arguments of :class:`TokenClassifier`. At the Ti/S/B geometries (192/384/768 wide, 3/6/12 heads, 12 blocks, GELU MLP ×4) the parameter
-    counts are timm's ``deit_*_patch16_224`` (5.7 M / 22.1 M / 86.6 M).
+    ``kwargs``: the shared arguments of :class:`TokenClassifier`. At the Ti/S/B geometries (192/384/768
+    wide, 3/6/12 heads, 12 blocks, GELU MLP ×4) the parameter counts are those of timm's
+    ``deit_*_patch16_224`` less its CLS position row (5.7 M / 22.1 M / 86.6 M).
     """
 
     def __init__(self, depth: int = 12, **kwargs: Any):

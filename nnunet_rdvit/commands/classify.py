@@ -45,7 +45,8 @@ def _model_arg(text: str) -> tuple[str, Any]:
 def _add_run_arguments(parser: argparse.ArgumentParser, output_required: bool) -> None:
     """What every training run (train, distill) takes: data, output, recipe, hardware."""
     parser.add_argument("--data", type=Path, required=True,
-                        help="dataset root in the ImageNet layout: DATA/train/<class>/…, optional DATA/val/<class>/…")
+                        help="dataset root in the ImageNet layout: DATA/train/<class>/…, "
+                             "optional DATA/val/<class>/…")
     parser.add_argument("-o", "--output", type=Path, required=output_required,
                         help="folder for last.pt, history.json (default with --resume: the checkpoint's folder)")
     parser.add_argument("--resume", type=Path, help="continue a run from its checkpoint (e.g. OUTPUT/last.pt); "
