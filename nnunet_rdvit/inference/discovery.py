@@ -59,10 +59,6 @@ class Inputs:
     def volumes(self) -> list[VolumeJob]:
         return [v for p in self.patients for v in p.volumes.values()] + self.singles
 
-    @property
-    def n_cases(self) -> int:
-        return len(self.volumes) + len(self.failures)
-
 
 def discover_inputs(paths: Sequence[Path], ed: int | None = None, es: int | None = None) -> Inputs:
     """Turn ``-i`` paths into volumes and patients; :class:`UserError` only for problems with the paths themselves."""
