@@ -71,7 +71,8 @@ class TokenClassifier(nn.Module):
 
     def new_block(self, feedforward: nn.Module | None = None) -> TransformerBlock:
         """A pre-norm block of this model's geometry (feed-forward from ``ffn`` unless one is given)."""
-        feedforward = feedforward or make_feedforward(self.ffn_kind, self.embed_dim, self.mlp_ratio)
+        if feedforward is None:
+            feedforward = make_feedforward(self.ffn_kind, self.embed_dim, self.mlp_ratio)
         return TransformerBlock(self.embed_dim, self.num_heads, feedforward, self.norm_kind)
 
     @property

@@ -67,7 +67,7 @@ class TrainSettings:
 
 
 class WarmupCosine:
-    """LR factor: linear warm-up from 0 over ``warmup`` steps, then cosine down to ``floor``."""
+    """LR factor per step: linear warm-up over ``warmup`` steps, then cosine from 1 down to ``floor``."""
 
     def __init__(self, warmup: int, total: int, floor: float):
         self.warmup, self.total, self.floor = warmup, total, floor
