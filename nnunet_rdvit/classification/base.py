@@ -17,7 +17,7 @@ from nnunet_rdvit.networks.aux_outputs import AuxOutputs
 from nnunet_rdvit.networks.block import TransformerBlock, make_feedforward, make_norm
 from nnunet_rdvit.networks.moe import MoEFeedForward
 from nnunet_rdvit.networks.patch_embed import PatchEmbed
-from nnunet_rdvit.networks.segmentation import _init_weights
+from nnunet_rdvit.networks.segmentation import init_vit_weights
 
 GLOBAL_POOLS = ("token", "avg")
 
@@ -83,7 +83,7 @@ class TokenClassifier(nn.Module):
 
     def init_weights(self) -> None:
         """timm's ViT initialisation; subclasses call it once all their modules exist."""
-        self.apply(_init_weights)
+        self.apply(init_vit_weights)
         nn.init.normal_(self.cls_token, std=1e-6)
 
     @torch.jit.ignore

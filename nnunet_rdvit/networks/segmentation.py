@@ -21,7 +21,7 @@ from nnunet_rdvit.networks.patch_embed import PatchEmbed
 from nnunet_rdvit.networks.recurrent_core import RecurrentCore
 
 
-def _init_weights(module: nn.Module) -> None:
+def init_vit_weights(module: nn.Module) -> None:
     """ViT initialisation (timm): truncated-normal linear weights, zero biases."""
     if isinstance(module, nn.Linear):
         nn.init.trunc_normal_(module.weight, std=0.02)
@@ -127,7 +127,7 @@ class RDViT(TokenSegmentationNetwork):
             TransformerBlock(embed_dim, num_heads, feedforward, norm), embed_dim, num_loops, lora_rank, act,
             act_threshold, halting_bias_init, min_loops, lti, norm, checkpoint_loops,
         )
-        self.apply(_init_weights)
+        self.apply(init_vit_weights)
         self.core.reset_adaptive_parameters()  # halting bias and zero LoRA `up`, overwritten above
 
     def forward_features(self, tokens: torch.Tensor, n_loops: int | None) -> tuple[torch.Tensor, AuxOutputs]:
@@ -162,7 +162,7 @@ class ViT(TokenSegmentationNetwork):
             for _ in range(depth)
         )
         self.checkpoint_blocks = checkpoint_blocks
-        self.apply(_init_weights)
+        self.apply(init_vit_weights)
 
     def forward_features(self, tokens: torch.Tensor, n_loops: int | None) -> tuple[torch.Tensor, AuxOutputs]:
         if n_loops is not None:
