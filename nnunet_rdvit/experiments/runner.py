@@ -118,7 +118,8 @@ def shell_command(grid: ExperimentGrid, planned: PlannedJob) -> str:
 def print_dry_run(grid: ExperimentGrid, planned: list[PlannedJob], out: TextIO | None = None,
                   err: TextIO | None = None) -> None:
     """Commands of the jobs still to run on ``out`` (stdout: one per line, nothing else); the tally on ``err``."""
-    out, err = out or sys.stdout, err or sys.stderr
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
     for job in planned:
         if job.state is not State.DONE:
             print(shell_command(grid, job), file=out)
@@ -131,7 +132,7 @@ def run_jobs(grid: ExperimentGrid, planned: list[PlannedJob], gpus: list[str], r
 
     Progress and nnU-Net's output go to ``echo`` (default: stdout).
     """
-    echo = echo or sys.stdout
+    echo = sys.stdout if echo is None else echo
     _print_tally(grid, planned, echo)
     todo = [job for job in planned if job.state is not State.DONE]
     failures: list[tuple[Job, str]] = []

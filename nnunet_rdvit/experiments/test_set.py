@@ -23,7 +23,7 @@ from nnunet_rdvit.stock_commands import run_stock_command
 def evaluate_test_set(grid: ExperimentGrid, results: Path, raw: Path, out_dir: Path, device: str,
                       echo: TextIO | None = None) -> list[CaseScore]:
     """Per-case scores on the test set for every model of ``grid`` whose folds have all finished."""
-    echo = echo or sys.stdout
+    echo = sys.stdout if echo is None else echo
     images, labels = raw / grid.dataset / "imagesTs", raw / grid.dataset / "labelsTs"
     for folder, what in ((images, "test images"), (labels, "test labels")):
         if not folder.is_dir() or not any(folder.iterdir()):
