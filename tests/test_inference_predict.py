@@ -132,3 +132,20 @@ def test_batch_reports_a_bad_case_and_writes_the_others(tiny_workspace, tiny_tra
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_ok"] == 4 and summary["n_failed"] == 2
     assert {c["name"] for c in summary["cases"] if not c["ok"]} == {"bad", "patient999"}
+
+
+def test_labels_equal_nnunets_own_reader_and_prediction(tiny_workspace, tiny_trained_model, tmp_path) -> None:
+    """Our array and spacing in, nnU-Net's result out: the same labels as nnU-Net's reader + predictor give."""
+    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+
+    from nnunet_rdvit.inference.model import load_model
+    from nnunet_rdvit.inference.nifti_io import read_image
+    from nnunet_rdvit.inference.segmentation import from_nnunet_array, segment
+
+    path = save_nifti(tmp_path / "case.nii.gz", synthetic_image(tiny_workspace),
+                      affine_from((1.3, 1.9, 9.5), rotation_deg=(14, -22, 37), origin=(12.5, -40.0, 71.25)))
+    model = load_model(tiny_trained_model, device="cpu")
+    ours = segment(model, read_image(path)).labels
+    image, properties = SimpleITKIO().read_images([str(path)])
+    theirs = model.predictor.predict_single_npy_array(image, properties)
+    assert np.array_equal(ours, from_nnunet_array(theirs)) and (ours > 0).any()
