@@ -12,7 +12,7 @@ from pathlib import Path
 
 NAME = "index-agreement"
 HELP = ("Compare the cardiac indices of `predict` outputs with those of ground-truth labels (ACDC layout): "
-        "Pearson r, bias, SD and 95 % limits of agreement per index, with a Bland–Altman plot — the ACDC "
+        "Pearson r, bias, SD and 95-percent limits of agreement per index, with a Bland–Altman plot — the ACDC "
         "challenge's clinical metrics.")
 
 
