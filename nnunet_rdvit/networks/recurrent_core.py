@@ -69,7 +69,8 @@ class LTIInjection(nn.Module):
         return torch.exp(-torch.exp(log_rate))
 
     def forward(self, h: torch.Tensor, e: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        return self.decay() * h + self.B.float() * e + u
+        # fused multiply-adds: fewer full-size temporaries in forward and backward than A*h + B*e + u
+        return torch.addcmul(torch.addcmul(u.float(), self.B.float(), e.float()), self.decay(), h.float())
 
 
 class RecurrentCore(nn.Module):
@@ -156,11 +157,11 @@ class RecurrentCore(nn.Module):
         all_running = True
 
         for loop in range(loops):
-            computed = None if all_running or not sparse else running  # None: every token
+            running_mask = None if all_running else running  # None while every token runs
             if self.checkpoint_loops and self.training and torch.is_grad_enabled():
-                h, p, routing = checkpoint(self._step, h, e, loop, running, computed, use_reentrant=False)
+                h, p, routing = checkpoint(self._step, h, e, loop, running_mask, sparse, use_reentrant=False)
             else:
-                h, p, routing = self._step(h, e, loop, running, computed)
+                h, p, routing = self._step(h, e, loop, running_mask, sparse)
             loops_executed += 1
             halting_steps = halting_steps + running.long()
             if routing is not None:
@@ -171,7 +172,7 @@ class RecurrentCore(nn.Module):
             may_halt = loop + 1 >= self.min_loops
             halt_now = running & ((loop == loops - 1) | (may_halt & (cumulative + p >= self.act_threshold)))
             weight = torch.where(halt_now, 1.0 - cumulative, p)
-            output = output + weight.unsqueeze(-1) * h
+            output = torch.addcmul(output, weight.unsqueeze(-1), h)
             cumulative = cumulative + weight
             remainder = torch.where(halt_now, weight, remainder)
             running = running & ~halt_now
@@ -195,24 +196,26 @@ class RecurrentCore(nn.Module):
         return (output if self.act else h), aux
 
     def _step(
-        self, h: torch.Tensor, e: torch.Tensor, loop: int, running: torch.Tensor, computed: torch.Tensor | None
+        self, h: torch.Tensor, e: torch.Tensor, loop: int, running: torch.Tensor | None, sparse: bool
     ) -> tuple[torch.Tensor, torch.Tensor, RoutingStats | None]:
-        """One loop over the ``computed`` tokens (a mask, or None for all of them).
+        """One loop. ``running``: mask of the running tokens, None while all run; ``sparse``: compute
+        only those (else all tokens, discarding the halted ones' results).
 
         Returns the new state (B, N, D) — running tokens updated, halted ones unchanged — the halting
         probability (B, N), 0 where halted (and everywhere without ACT), and the running tokens' routing.
         """
-        x = self.input_norm(h + loop_embedding(loop, self.dim, h.device) + e)  # all tokens: keys/values
+        computed = running if sparse else None  # None: every token
+        x = self.input_norm(h + e + loop_embedding(loop, self.dim, h.device))  # all tokens: keys/values
         u, routing = self.block(x, computed)
         u = u.flatten(0, -2)
         if self.lora is not None:
             u = u + self.lora(u, loop)
         h_new = self.injection(_take(h, computed), _take(e, computed), u) if self.injection is not None else u
         h = _merge(h, h_new.float(), running, computed)
-        p = torch.zeros_like(running, dtype=torch.float32)
+        p = torch.zeros_like(h[..., 0])
         if self.halting is not None:
             p = _merge(p, torch.sigmoid(self.halting(h_new).squeeze(-1).float()), running, computed)
-        if routing is not None and computed is None:
+        if routing is not None and computed is None and running is not None:
             routing = dataclasses.replace(routing, expert_index=routing.expert_index[running.flatten()])
         return h, p, routing
 
@@ -233,10 +236,12 @@ def _take(tokens: torch.Tensor, computed: torch.Tensor | None) -> torch.Tensor:
 
 
 def _merge(
-    base: torch.Tensor, values: torch.Tensor, running: torch.Tensor, computed: torch.Tensor | None
+    base: torch.Tensor, values: torch.Tensor, running: torch.Tensor | None, computed: torch.Tensor | None
 ) -> torch.Tensor:
     """Write the computed tokens' ``values`` (M, ...) into ``base`` (B, N, ...) where tokens are running."""
     if computed is not None:  # sparse: exactly the running tokens were computed
         return base.index_put((computed,), values)
-    mask = running.view(*running.shape, *(1,) * (base.dim() - 2))
-    return torch.where(mask, values.view_as(base), base)
+    values = values.view_as(base)
+    if running is None:
+        return values
+    return torch.where(running.view(*running.shape, *(1,) * (base.dim() - 2)), values, base)
