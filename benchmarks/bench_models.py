@@ -13,7 +13,7 @@ import argparse
 import contextlib
 import copy
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -57,9 +57,9 @@ class SparseRow:
 class ConfigurationResult:
     setup: Setup
     models: dict[str, ModelResult]
-    sparse: list[SparseRow] = field(default_factory=list)
-    ponder_time: float = 0.0
-    num_loops: int = 0
+    sparse: list[SparseRow]
+    ponder_time: float
+    num_loops: int
 
 
 def quiet(call):
@@ -94,6 +94,9 @@ def benchmark_configuration(setup: Setup, device: torch.device, repeats: int, wa
     patch_s = interleaved_medians(infer, device, repeats, warmup)
     volume = quiet(lambda: {name: volume_prediction(net, setup, device) for name, net in networks.items()})
     volume_s = quiet(lambda: interleaved_medians(volume, device, repeats, warmup))
+    sparse = sparse_breakdown(networks["RD-ViT dense"], setup, device, repeats, warmup,
+                              volume_s["RD-ViT dense"], volume_s["RD-ViT sparse"])
+    # training last: its optimiser steps change the weights (and so the staggered halting)
     train = {name: training_step(net, batch, patch, NUM_CLASSES, device) for name, net in networks.items()}
     train_s = interleaved_medians(train, device, repeats, warmup)
 
@@ -112,11 +115,8 @@ def benchmark_configuration(setup: Setup, device: torch.device, repeats: int, wa
             cuda_infer_mib=peak_cuda_memory(infer[name], device),
             ponder_time=halting.get(name, (None, None))[0], loops_executed=halting.get(name, (None, None))[1],
         )
-    result = ConfigurationResult(setup, models, ponder_time=halting["RD-ViT sparse"][0],
-                                 num_loops=networks["RD-ViT sparse"].core.num_loops)
-    result.sparse = sparse_breakdown(networks["RD-ViT dense"], setup, device, repeats, warmup,
-                                     volume_s["RD-ViT dense"], volume_s["RD-ViT sparse"])
-    return result
+    return ConfigurationResult(setup, models, sparse, halting["RD-ViT sparse"][0],
+                               networks["RD-ViT sparse"].core.num_loops)
 
 
 @torch.inference_mode()
@@ -170,7 +170,8 @@ def format_configuration(result: ConfigurationResult, device: torch.device) -> s
          f"infer s/volume {'×'.join(map(str, setup.volume_shape[1:]))}", "×U-Net", "×ViT"],
         rows,
         [f"Training step: forward + loss + backward + optimiser step at batch {setup.train_batch} (the plans say "
-         f"{plans_batch}); RD-ViT sparse trains with sparse ACT too.",
+         f"{plans_batch}); RD-ViT sparse trains with sparse ACT too. Times are medians of interleaved runs after "
+         "a warm-up; a call slower than 20 s is timed once (its first run).",
          "Volume: nnU-Net's predict_sliding_window_return_logits, tile step 0.5, Gaussian, no mirroring; "
          "RD-ViT+MoE runs sparse ACT there automatically (eval mode).",
          f"RD-ViT halting staggered to ponder time {PONDER_TIME} of T = {result.num_loops} on the benchmark patch "
@@ -219,8 +220,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny patches, one repetition: a smoke test")
     parser.add_argument("--plans", type=Path, help="a real nnUNetPlans.json (default: ACDC's, built in)")
-    parser.add_argument("--repeats", type=int, help="timed repetitions per measurement (default 3, quick 1)")
-    return parser.parse_args(argv)
+    parser.add_argument("--repeats", type=int, help="least timed repetitions per measurement (default 3, quick 1)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core); on a "
+                        "machine shared with other jobs, 1 thread gives far steadier timings")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
     python benchmarks/bench_scaling.py [--quick] [--plans nnUNetPlans.json] [--repeats N]
 
-All on the 3d_fullres configuration of the ACDC plans, with the network RDViTTrainer builds (token size
-from the plans, progressive decoder), at batch 1:
+All on the 3d_fullres configuration of the ACDC plans (its token size), at batch 1, with the light head
+(1×1 projection + interpolation) so that the transformer — what loops, tokens and checkpointing change —
+is what is measured; the trainers' progressive decoder costs the same at every T and token count, and
+its share is in bench_models' breakdown. Checkpointing is also measured on RDViTTrainer's own network.
   * loops T = 1, 2, 4, 6, 12 with every token running every loop, against a ViT of depth T (equal
     executed depth), with and without per-loop gradient checkpointing (time and peak memory);
   * tokens: growing patches at a fixed token size, dense vs sparse ACT;
@@ -30,25 +32,28 @@ BATCH = 1
 LOOPS = (1, 2, 4, 6, 12)
 QUICK_LOOPS = (1, 2)
 PONDER_TIMES = (1.5, 2.5, 3.5, 4.5)
+SWEEP_DECODER = "light"
+TRAINER_DECODER = "progressive"  # RDViTTrainer's and ViTTrainer's default
 
 
 def token_size(setup: Setup) -> tuple[int, ...]:
     return tuple(setup.configuration.configuration[TOKEN_SIZE_KEY])
 
 
-def rdvit(setup: Setup, patch: tuple[int, ...] | None = None, **kwargs) -> RDViT:
-    """RDViTTrainer's network (its defaults), optionally for another patch or with other options."""
+def rdvit(setup: Setup, patch: tuple[int, ...] | None = None, decoder: str = SWEEP_DECODER, **kwargs) -> RDViT:
+    """RDViTTrainer's network (its defaults) but for the decoder, optionally for another patch or options."""
     torch.manual_seed(0)
-    return RDViT(1, NUM_CLASSES, patch or setup.patch_size, token_size(setup), **kwargs)
+    return RDViT(1, NUM_CLASSES, patch or setup.patch_size, token_size(setup), decoder=decoder, **kwargs)
 
 
-def vit(setup: Setup, depth: int) -> ViT:
+def vit(setup: Setup, depth: int, decoder: str = SWEEP_DECODER) -> ViT:
     torch.manual_seed(0)
-    return ViT(1, NUM_CLASSES, setup.patch_size, token_size(setup), depth=depth)
+    return ViT(1, NUM_CLASSES, setup.patch_size, token_size(setup), depth=depth, decoder=decoder)
 
 
 @dataclass
 class LoopRow:
+    decoder: str
     loops: int
     gflops: float
     train_s: float
@@ -63,13 +68,13 @@ class LoopRow:
 
 
 def loops_and_checkpointing(setup: Setup, device: torch.device, loops: tuple[int, ...], repeats: int,
-                            warmup: bool, memory: bool) -> list[LoopRow]:
+                            warmup: bool, memory: bool, decoder: str = SWEEP_DECODER) -> list[LoopRow]:
     patch = setup.patch_size
     networks = {}
     for t in loops:
-        networks[("rdvit", t)] = rdvit(setup, num_loops=t)
-        networks[("checkpointed", t)] = rdvit(setup, num_loops=t, checkpoint_loops=True)
-        networks[("vit", t)] = vit(setup, t)
+        networks[("rdvit", t)] = rdvit(setup, decoder=decoder, num_loops=t)
+        networks[("checkpointed", t)] = rdvit(setup, decoder=decoder, num_loops=t, checkpoint_loops=True)
+        networks[("vit", t)] = vit(setup, t, decoder)
         for kind in ("rdvit", "checkpointed"):
             run_all_loops(networks[(kind, t)])
     train = {key: training_step(net, BATCH, patch, NUM_CLASSES, device) for key, net in networks.items()}
@@ -80,7 +85,7 @@ def loops_and_checkpointing(setup: Setup, device: torch.device, loops: tuple[int
     def rss(key) -> float | None:
         return peak_cpu_memory(networks[key], "train", BATCH, patch, NUM_CLASSES)["step_mb"] if memory else None
 
-    return [LoopRow(t, forward_flops(networks[("rdvit", t)], patch, device) / 1e9,
+    return [LoopRow(decoder, t, forward_flops(networks[("rdvit", t)], patch, device) / 1e9,
                     train_s[("rdvit", t)], train_s[("vit", t)], patch_s[("rdvit", t)], patch_s[("vit", t)],
                     train_s[("checkpointed", t)], rss(("rdvit", t)), rss(("checkpointed", t)),
                     peak_cuda_memory(train[("rdvit", t)], device), peak_cuda_memory(train[("checkpointed", t)], device))
@@ -166,16 +171,17 @@ def format_results(setup: Setup, loops: list[LoopRow], tokens: list[TokenRow], f
     shape = "×".join(map(str, setup.patch_size))
     loop_table = table(
         f"Cost as loops grow (3d_fullres, patch {shape}, batch {BATCH}, every token runs every loop)",
-        ["T", "GFLOP/patch", "train s", "ViT(depth T) train s", "RD/ViT", "infer s", "ViT(depth T) infer s", "RD/ViT"],
-        [[r.loops, r.gflops, r.train_s, r.vit_train_s, ratio(r.train_s, r.vit_train_s), r.patch_s, r.vit_patch_s,
-          ratio(r.patch_s, r.vit_patch_s)] for r in loops],
+        ["decoder", "T", "GFLOP/patch", "train s", "ViT(depth T) train s", "RD/ViT", "infer s",
+         "ViT(depth T) infer s", "RD/ViT"],
+        [[r.decoder, r.loops, r.gflops, r.train_s, r.vit_train_s, ratio(r.train_s, r.vit_train_s), r.patch_s,
+          r.vit_patch_s, ratio(r.patch_s, r.vit_patch_s)] for r in loops],
         ["ViT(depth T): the ViT baseline with T unique blocks on the same embedding and decoder (equal executed "
          "depth); RD-ViT built with num_loops = T, halting disabled by its bias (acdc_setup.run_all_loops)."])
     checkpoint_table = table(
         f"Per-loop gradient checkpointing (3d_fullres, batch {BATCH}, training step)",
-        ["T", "train s", "checkpointed s", "time ×", "train Δ RSS MB", "checkpointed Δ RSS MB", "memory saved",
-         "CUDA MiB", "checkpointed CUDA MiB"],
-        [[r.loops, r.train_s, r.checkpoint_train_s, ratio(r.checkpoint_train_s, r.train_s), r.rss_mb,
+        ["decoder", "T", "train s", "checkpointed s", "time ×", "train Δ RSS MB", "checkpointed Δ RSS MB",
+         "memory saved", "CUDA MiB", "checkpointed CUDA MiB"],
+        [[r.decoder, r.loops, r.train_s, r.checkpoint_train_s, ratio(r.checkpoint_train_s, r.train_s), r.rss_mb,
           r.checkpoint_rss_mb, _saving(r.rss_mb, r.checkpoint_rss_mb), r.cuda_mib, r.checkpoint_cuda_mib]
          for r in loops],
         ["Δ RSS: peak resident memory of one training step above the memory just before it, in a fresh process."])
@@ -185,7 +191,7 @@ def format_results(setup: Setup, loops: list[LoopRow], tokens: list[TokenRow], f
          "sparse/dense", f"train s (batch {BATCH})"],
         [["×".join(map(str, r.patch)), r.tokens, r.ponder_time, r.dense_gflops, r.sparse_gflops, r.dense_s,
           r.sparse_s, f"{r.sparse_s / r.dense_s:.2f}", r.train_s] for r in tokens],
-        ["Whole network, batch 1. The decoder's cost grows with the voxels, attention's with tokens²."])
+        ["Whole network with the light head, batch 1: attention grows with tokens², the rest with tokens."])
     fraction_table = table(
         f"Sparse ACT vs running fraction (recurrent core only, 3d_fullres patch {shape}, batch 1, T = 6)",
         ["ponder", "loops run", "running fraction", "s dense", "s sparse", "sparse/dense", "bound 1.2·fraction",
@@ -204,12 +210,13 @@ def _saving(before: float | None, after: float | None) -> str:
 
 def run(quick: bool = False, plans: Path | None = None, repeats: int | None = None) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    repeats = repeats or (1 if quick else 2)
+    repeats = repeats or (1 if quick else 3)
     warmup = not quick
     setup = next(s for s in load_setups(plans, quick) if s.name == "3d_fullres")
     results = {
         "loops": loops_and_checkpointing(setup, device, QUICK_LOOPS if quick else LOOPS, repeats, warmup,
-                                         memory=not quick),
+                                         memory=not quick)
+        + loops_and_checkpointing(setup, device, (6,), repeats, warmup, memory=not quick, decoder=TRAINER_DECODER),
         "tokens": token_scaling(setup, device, token_patches(setup, quick), repeats, warmup),
         "fractions": running_fraction(setup, device, PONDER_TIMES[:2] if quick else PONDER_TIMES, repeats, warmup),
     }

@@ -41,16 +41,26 @@ def time_once(call: Callable[[], object], device: torch.device) -> float:
 
 
 def interleaved_medians(calls: dict[str, Callable[[], object]], device: torch.device, repeats: int,
-                        warmup: bool = True, slow_s: float = 10.0) -> dict[str, float]:
-    """Median seconds per call. Each call is first run once untimed (``warmup``); a call whose warm-up
-    took longer than ``slow_s`` is timed once only, to keep the whole run within minutes."""
-    rounds = {}
-    for name, call in calls.items():
-        rounds[name] = repeats
-        if warmup:
-            rounds[name] = 1 if time_once(call, device) > slow_s else repeats
+                        warmup: bool = True, budget_s: float = 3.0, max_rounds: int = 15,
+                        slow_s: float = 20.0) -> dict[str, float]:
+    """Median seconds per call over interleaved rounds.
+
+    With ``warmup`` each call first runs once; that run sets how many timed rounds the call gets:
+    at least ``repeats``, more (up to ``max_rounds``) while they fit in ``budget_s``, since short calls
+    are the noisiest. A call whose first run took over ``slow_s`` keeps that run as its one sample,
+    to keep the whole benchmark within minutes.
+    """
+    rounds = dict.fromkeys(calls, repeats)
     samples: dict[str, list[float]] = {name: [] for name in calls}
-    for round_index in range(repeats):
+    for name, call in calls.items():
+        if not warmup:
+            continue
+        first = time_once(call, device)
+        if first > slow_s:
+            samples[name], rounds[name] = [first], 0
+        else:
+            rounds[name] = max(repeats, min(max_rounds, int(budget_s / first)))
+    for round_index in range(max(rounds.values())):
         for name, call in calls.items():
             if round_index < rounds[name]:
                 samples[name].append(time_once(call, device))
@@ -75,7 +85,7 @@ def peak_cpu_memory(network: nn.Module, phase: str, batch: int, patch: tuple[int
         network_file = Path(folder) / "network.pt"
         torch.save(network, network_file)
         command = [sys.executable, str(HERE / "rss_worker.py"), str(network_file), phase, str(batch),
-                   str(num_classes), *map(str, patch)]
+                   str(num_classes), str(torch.get_num_threads()), *map(str, patch)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode:
         raise RuntimeError(f"memory worker failed for {phase}:\n{result.stderr[-3000:]}")

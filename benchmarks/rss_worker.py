@@ -1,6 +1,6 @@
 """Peak CPU memory of one workload, in a fresh process so that models do not pollute each other.
 
-Usage: ``python rss_worker.py NETWORK_FILE {train,infer} BATCH NUM_CLASSES D [H] W`` — prints JSON
+Usage: ``python rss_worker.py NETWORK_FILE {train,infer} BATCH NUM_CLASSES THREADS D [H] W`` — prints JSON
 ``{"peak_mb": peak RSS during the call, "step_mb": that peak minus the RSS just before it}``. The
 kernel's high-water mark (VmHWM, what ``getrusage`` reports as ru_maxrss) is reset just before the
 call, so imports and unpickling do not count. The network file is a pickled module
@@ -33,7 +33,8 @@ def reset_peak_rss() -> None:
 
 
 def main(argv: list[str]) -> None:
-    network_file, phase, batch, num_classes, *patch = argv
+    network_file, phase, batch, num_classes, threads, *patch = argv
+    torch.set_num_threads(int(threads))
     network = torch.load(network_file, weights_only=False)
     cpu = torch.device("cpu")
     if phase == "train":

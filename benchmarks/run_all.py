@@ -45,13 +45,13 @@ def targets(models: list[bench_models.ConfigurationResult], scaling: dict) -> st
     rows.append(["RD-ViT+MoE 3d parameters ≤ 55 % of the ViT's", f"{share:.1%}", share <= 0.55])
     for row in scaling["loops"]:
         value = row.train_s / row.vit_train_s
-        rows.append([f"RD-ViT train step ≤ ViT's at equal executed depth (T = {row.loops})", f"{value:.2f}×",
-                     value <= 1.0])
+        rows.append([f"RD-ViT train step ≤ ViT's at equal executed depth (T = {row.loops}, {row.decoder} decoder)",
+                     f"{value:.2f}×", value <= 1.0])
     for row in scaling["loops"]:
         if row.loops == 6 and row.rss_mb is not None:
             saved = 1 - row.checkpoint_rss_mb / row.rss_mb
-            rows.append(["per-loop checkpointing saves ≥ 40 % training memory at T = 6", f"{saved:.0%}",
-                         saved >= 0.40])
+            rows.append([f"per-loop checkpointing saves ≥ 40 % training memory at T = 6 ({row.decoder} decoder)",
+                         f"{saved:.0%}", saved >= 0.40])
     for name in ("RD-ViT sparse", "RD-ViT+MoE"):
         value = three_d[name].volume_s / three_d["U-Net"].volume_s
         rows.append([f"{name} inference per ACDC volume faster than the 3d U-Net", f"{value:.2f}×", value < 1.0])
@@ -64,11 +64,13 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     print(f"# nnunet-rdvit benchmarks — {datetime.date.today().isoformat()}\n")
     print(f"Machine: {machine()}  ")
+    print(f"Load average at start (other jobs on the machine): {os.getloadavg()[0]:.1f}  ")
     print(f"Command: python benchmarks/run_all.py {' '.join(argv if argv is not None else sys.argv[1:])}\n")
     models = bench_models.run(args.quick, args.plans, args.repeats)
     scaling = bench_scaling.run(args.quick, args.plans, args.repeats)
     print(targets(models, scaling))
-    print(f"Total wall time: {time.perf_counter() - started:.0f} s")
+    print(f"Total wall time: {time.perf_counter() - started:.0f} s; load average at the end: "
+          f"{os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[2]:.1f} (15 min)")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -15,11 +16,14 @@ def benchmarks_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(BENCHMARKS))  # the scripts import their siblings, as when run directly
 
 
-@pytest.mark.slow  # tens of seconds on 2 idle cores: the real networks, tiny patches
 def test_quick_benchmark_prints_every_table(benchmarks_on_path: None, capsys: pytest.CaptureFixture) -> None:
     import run_all
 
-    run_all.main(["--quick"])
+    threads = torch.get_num_threads()
+    try:
+        run_all.main(["--quick", "--threads", "1"])  # one thread: far less slowed by other jobs on the machine
+    finally:
+        torch.set_num_threads(threads)
     printed = capsys.readouterr().out
     for title in ("2d: size and speed", "3d_fullres: peak memory", "dense vs sparse ACT", "Cost as loops grow",
                   "Per-loop gradient checkpointing", "Cost as tokens grow", "running fraction", "Targets"):
