@@ -123,6 +123,22 @@ def test_depth_extrapolation_runs_beyond_trained_loops() -> None:
     assert torch.isfinite(logits).all()
 
 
+def test_act_switched_off_at_call_time_equals_a_fixed_depth_core() -> None:
+    model = _rdvit_2d(num_loops=3).eval()
+    fixed = _rdvit_2d(num_loops=3, act=False).eval()
+    fixed.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("core.halting.")})
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        logits, aux = model(x, n_loops=5, act=False, return_aux=True)
+        expected = fixed(x, n_loops=5)
+    torch.testing.assert_close(logits, expected)
+    assert aux.ponder_loss is None and aux.loops_executed == 5 and bool((aux.halting_steps == 5).all())
+    with pytest.raises(ValueError, match="needs a core built with ACT"):
+        fixed(x, act=True)
+    with pytest.raises(ValueError, match="only apply to recurrent networks"):
+        ViT(1, 4, (32, 32), (4, 4), depth=2, **SMALL)(x, act=False)
+
+
 def test_loop_embedding_uses_first_eighth_of_channels() -> None:
     emb = loop_embedding(3, 64)
     assert emb.dtype == torch.float32 and emb[8:].abs().sum() == 0 and emb[:8].abs().sum() > 0

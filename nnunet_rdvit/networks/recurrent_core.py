@@ -138,11 +138,21 @@ class RecurrentCore(nn.Module):
     def uses_sparse_act(self) -> bool:
         return self.sparse_act if self.sparse_act is not None else not self.training
 
-    def forward(self, e: torch.Tensor, n_loops: int | None = None) -> tuple[torch.Tensor, AuxOutputs]:
-        """``e``: embedded tokens (B, N, D). Returns the output tokens and the ACT/MoE auxiliaries."""
+    def forward(
+        self, e: torch.Tensor, n_loops: int | None = None, act: bool | None = None
+    ) -> tuple[torch.Tensor, AuxOutputs]:
+        """``e``: embedded tokens (B, N, D). Returns the output tokens and the ACT/MoE auxiliaries.
+
+        ``n_loops`` overrides T (it may exceed the trained count). ``act=False`` switches halting off for
+        this call: every token runs all loops and the output is the final state — the fixed-depth reading
+        that depth-extrapolation analyses compare ACT against.
+        """
         loops = self.num_loops if n_loops is None else int(n_loops)
         if loops < self.min_loops:
             raise ValueError(f"n_loops={loops} is below the configured min_loops={self.min_loops}")
+        halting = self.act if act is None else bool(act)
+        if halting and self.halting is None:
+            raise ValueError("act=True needs a core built with ACT (act=True); this one has no halting unit")
         batch, n_tokens, _ = e.shape
         h = e.float()  # the state is carried in fp32 (see LTIInjection)
         running = torch.ones(batch, n_tokens, dtype=torch.bool, device=e.device)
@@ -159,15 +169,16 @@ class RecurrentCore(nn.Module):
         for loop in range(loops):
             running_mask = None if all_running else running  # None while every token runs
             if self.checkpoint_loops and self.training and torch.is_grad_enabled():
-                h, p, routing = checkpoint(self._step, h, e, loop, running_mask, sparse, use_reentrant=False)
+                h, p, routing = checkpoint(self._step, h, e, loop, running_mask, sparse, halting,
+                                           use_reentrant=False)
             else:
-                h, p, routing = self._step(h, e, loop, running_mask, sparse)
+                h, p, routing = self._step(h, e, loop, running_mask, sparse, halting)
             loops_executed += 1
             halting_steps = halting_steps + running.long()
             if routing is not None:
                 routing_log.append(routing)
                 expert_counts = self._count_experts(expert_counts, routing, running)
-            if not self.act:
+            if not halting:
                 continue
             may_halt = loop + 1 >= self.min_loops
             halt_now = running & ((loop == loops - 1) | (may_halt & (cumulative + p >= self.act_threshold)))
@@ -183,7 +194,7 @@ class RecurrentCore(nn.Module):
 
         steps = halting_steps.float()
         aux = AuxOutputs(
-            ponder_loss=(steps + remainder).mean() if self.act else None,
+            ponder_loss=(steps + remainder).mean() if halting else None,
             ponder_time=steps.mean(),
             halting_steps=halting_steps,
             loops_executed=loops_executed,
@@ -193,16 +204,17 @@ class RecurrentCore(nn.Module):
         )
         if expert_counts is not None and self.training:
             self.block.ffn.record_counts(expert_counts.flatten(0, -2).sum(0))
-        return (output if self.act else h), aux
+        return (output if halting else h), aux
 
     def _step(
-        self, h: torch.Tensor, e: torch.Tensor, loop: int, running: torch.Tensor | None, sparse: bool
+        self, h: torch.Tensor, e: torch.Tensor, loop: int, running: torch.Tensor | None, sparse: bool,
+        halting: bool,
     ) -> tuple[torch.Tensor, torch.Tensor, RoutingStats | None]:
         """One loop. ``running``: mask of the running tokens, None while all run; ``sparse``: compute
-        only those (else all tokens, discarding the halted ones' results).
+        only those (else all tokens, discarding the halted ones' results); ``halting``: compute p.
 
         Returns the new state (B, N, D) — running tokens updated, halted ones unchanged — the halting
-        probability (B, N), 0 where halted (and everywhere without ACT), and the running tokens' routing.
+        probability (B, N), 0 where halted (and everywhere without halting), and the running tokens' routing.
         """
         computed = running if sparse else None  # None: every token
         x = self.input_norm(h + e + loop_embedding(loop, self.dim, h.device))  # all tokens: keys/values
@@ -213,7 +225,7 @@ class RecurrentCore(nn.Module):
         h_new = self.injection(_take(h, computed), _take(e, computed), u) if self.injection is not None else u
         h = _merge(h, h_new.float(), running, computed)
         p = torch.zeros_like(h[..., 0])
-        if self.halting is not None:
+        if halting:
             p = _merge(p, torch.sigmoid(self.halting(h_new).squeeze(-1).float()), running, computed)
         if routing is not None and computed is None and running is not None:
             routing = dataclasses.replace(routing, expert_index=routing.expert_index[running.flatten()])

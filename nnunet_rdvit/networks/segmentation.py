@@ -32,8 +32,9 @@ def init_vit_weights(module: nn.Module) -> None:
 class TokenSegmentationNetwork(nn.Module):
     """Embedding → :meth:`forward_features` (defined by subclasses) → norm → decoder.
 
-    ``forward(x, n_loops=None, return_aux=False)`` returns logits (B, classes, *spatial); with
-    ``return_aux=True`` it returns ``(logits, AuxOutputs)``. The auxiliaries of the latest call are also
+    ``forward(x, n_loops=None, return_aux=False, act=None)`` returns logits (B, classes, *spatial); with
+    ``return_aux=True`` it returns ``(logits, AuxOutputs)``. ``n_loops`` and ``act`` (halting on/off for
+    this call) apply to recurrent networks only. The auxiliaries of the latest call are also
     kept in ``last_aux``, because nnU-Net's training and prediction code only ever sees the logits.
     """
 
@@ -60,14 +61,16 @@ class TokenSegmentationNetwork(nn.Module):
         self.decoder = build_decoder(decoder, embed_dim, num_classes, token_size, input_channels)
         self.last_aux: AuxOutputs | None = None
 
-    def forward_features(self, tokens: torch.Tensor, n_loops: int | None) -> tuple[torch.Tensor, AuxOutputs]:
+    def forward_features(
+        self, tokens: torch.Tensor, n_loops: int | None, act: bool | None
+    ) -> tuple[torch.Tensor, AuxOutputs]:
         raise NotImplementedError
 
     def forward(
-        self, x: torch.Tensor, n_loops: int | None = None, return_aux: bool = False
+        self, x: torch.Tensor, n_loops: int | None = None, return_aux: bool = False, act: bool | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, AuxOutputs]:
         tokens, grid = self.patch_embed(x)
-        tokens, aux = self.forward_features(tokens, n_loops)
+        tokens, aux = self.forward_features(tokens, n_loops, act)
         logits = self.decoder(self.norm(tokens), grid, x)
         if aux.halting_steps is not None:
             aux.halting_steps = aux.halting_steps.view(x.shape[0], *grid)
@@ -130,10 +133,12 @@ class RDViT(TokenSegmentationNetwork):
         self.apply(init_vit_weights)
         self.core.reset_adaptive_parameters()  # halting bias and zero LoRA `up`, overwritten above
 
-    def forward_features(self, tokens: torch.Tensor, n_loops: int | None) -> tuple[torch.Tensor, AuxOutputs]:
+    def forward_features(
+        self, tokens: torch.Tensor, n_loops: int | None, act: bool | None
+    ) -> tuple[torch.Tensor, AuxOutputs]:
         for block in self.prelude:
             tokens, _ = block(tokens)
-        return self.core(tokens, n_loops)
+        return self.core(tokens, n_loops, act)
 
 
 class ViT(TokenSegmentationNetwork):
@@ -164,9 +169,11 @@ class ViT(TokenSegmentationNetwork):
         self.checkpoint_blocks = checkpoint_blocks
         self.apply(init_vit_weights)
 
-    def forward_features(self, tokens: torch.Tensor, n_loops: int | None) -> tuple[torch.Tensor, AuxOutputs]:
-        if n_loops is not None:
-            raise ValueError("n_loops only applies to recurrent networks; the ViT baseline has a fixed depth")
+    def forward_features(
+        self, tokens: torch.Tensor, n_loops: int | None, act: bool | None
+    ) -> tuple[torch.Tensor, AuxOutputs]:
+        if n_loops is not None or act is not None:
+            raise ValueError("n_loops and act only apply to recurrent networks; the ViT baseline has a fixed depth")
         for block in self.blocks:
             if self.checkpoint_blocks and self.training and torch.is_grad_enabled():
                 tokens, _ = checkpoint(block, tokens, use_reentrant=False)
