@@ -16,9 +16,7 @@ the maps show which patches looped longer, not voxel-exact boundaries.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -27,6 +25,7 @@ import torch.nn.functional as F
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.inference.model import LoadedModel
 from nnunet_rdvit.inference.segmentation import Segmentation, from_nnunet_array
+from nnunet_rdvit.inference.tiling import sliding_window_tiling, torch_threads_as_nnunet
 
 
 @dataclass
@@ -69,19 +68,17 @@ class GridMaps:
 
 def window_maps(model: LoadedModel, preprocessed: torch.Tensor) -> GridMaps:
     """The network's token maps over nnU-Net's tiles of ``preprocessed``, averaged over tiles and folds."""
-    from acvl_utils.cropping_and_padding.padding import pad_nd_image
-
     predictor = model.predictor
     patch = tuple(predictor.configuration_manager.patch_size)
-    padded, unpad = pad_nd_image(preprocessed, patch, "constant", {"value": 0}, True, None)
-    tiles = predictor._internal_get_sliding_window_slicers(padded.shape[1:])
+    tiling = sliding_window_tiling(predictor, preprocessed)
+    padded = tiling.padded
     halting_sum = experts_sum = None
     coverage = torch.zeros(padded.shape[1:])
     network = predictor.network.to(model.device).eval()
-    with torch.inference_mode(), _torch_threads_as_nnunet():
+    with torch.inference_mode(), torch_threads_as_nnunet():
         for parameters in predictor.list_of_parameters:
             network.load_state_dict(parameters)
-            for tile in tiles:
+            for tile in tiling.tiles:
                 _, aux = network(padded[tile][None].to(model.device), return_aux=True)
                 where = tile[1:]
                 coverage[where] += 1
@@ -93,7 +90,7 @@ def window_maps(model: LoadedModel, preprocessed: torch.Tensor) -> GridMaps:
                     share = counts / counts.sum(-1, keepdim=True).clamp_min(1.0)
                     experts_sum = _accumulate(experts_sum, padded, share.shape[-1], where,
                                               _to_patch(share.movedim(-1, 0), patch))
-    unpadded = (slice(None), *unpad[1:])
+    unpadded = (slice(None), *tiling.spatial_unpad)
     return GridMaps(None if halting_sum is None else (halting_sum / coverage)[unpadded],
                     None if experts_sum is None else (experts_sum / coverage)[unpadded])
 
@@ -108,20 +105,6 @@ def token_maps(model: LoadedModel, segmentation: Segmentation) -> TokenMaps:
     halting = None if grid.halting is None else np.where(covered, on_input_grid[1], 0).astype(np.float32)
     share = None if grid.expert_share is None else on_input_grid[1 + (grid.halting is not None):]
     return TokenMaps(halting, share, covered)
-
-
-@contextmanager
-def _torch_threads_as_nnunet() -> Iterator[None]:
-    """The thread count nnU-Net's prediction uses (``nnUNet_def_n_proc``); more threads than free cores make
-    CPU inference many times slower on a shared machine."""
-    from nnunetv2.configuration import default_num_processes
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(min(default_num_processes, threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _to_patch(token_map: torch.Tensor, patch: tuple[int, ...]) -> torch.Tensor:

@@ -51,14 +51,20 @@ def available_folds(folder: Path, checkpoint: str) -> list[int | str]:
 
 
 def load_model(folder: Path, folds: Sequence[int | str] | None = None, checkpoint: str = "checkpoint_final.pth",
-               device: str = "auto", mirroring: bool = True, step_size: float = 0.5) -> LoadedModel:
-    """Check ``folder`` and load ``folds`` (default: every fold with ``checkpoint``) for ensembled prediction."""
+               device: str = "auto", mirroring: bool = True, step_size: float = 0.5,
+               acdc_nifti: bool = True) -> LoadedModel:
+    """Check ``folder`` and load ``folds`` (default: every fold with ``checkpoint``) for ensembled prediction.
+
+    ``acdc_nifti`` checks what ``predict``'s own NIfTI reading and cardiac indices need (ACDC labels, one
+    channel, a NIfTI reader); callers that read cases with nnU-Net's own reader and preprocessor pass False.
+    """
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
     dataset_json, plans = _check_folder(folder)
-    _check_labels_and_channels(folder, dataset_json)
     reader = plans.get("image_reader_writer", "SimpleITKIO")
-    if reader not in SUPPORTED_READERS:
+    if acdc_nifti:
+        _check_labels_and_channels(folder, dataset_json)
+    if acdc_nifti and reader not in SUPPORTED_READERS:
         raise UserError(f"the model in {folder} was planned with the {reader} reader; predict supports models "
                         f"planned with {' or '.join(SUPPORTED_READERS)} (nnU-Net's defaults for NIfTI)")
     folds = _resolve_folds(folder, folds, checkpoint)
