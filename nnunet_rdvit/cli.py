@@ -15,7 +15,7 @@ from nnunet_rdvit import __version__
 from nnunet_rdvit.errors import UserError
 
 # Module names under nnunet_rdvit.commands, in the order `--help` lists them.
-COMMANDS = ("demo", "convert_acdc", "classify", "experiment", "predict", "index_agreement")
+COMMANDS = ("demo", "convert_acdc", "classify", "experiment", "predict", "index_agreement", "analyze")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,97 @@
+"""``nnunet-rdvit analyze MODEL_DIR``: depth extrapolation, ACT halting, MoE experts and training dynamics of a
+trained RD-ViT fold on labelled cases, as one report folder (JSON, Markdown, PNG).
+
+Exit status: 0 when the report was written; 2 when the analysis could not run (bad model folder or fold, a
+model without loops, missing cases or nnU-Net folders).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "analyze"
+HELP = ("Analyse a trained RD-ViT fold on its validation cases (or any labelled folder): Dice against inference "
+        "loops with ACT on and off, ACT halting on structure boundaries vs interiors, MoE expert specialisation, "
+        "and ponder/MoE training curves; writes report.json, report.md and figures.")
+
+
+def _fold(text: str) -> int | str:
+    if text == "all" or text.isdigit():
+        return text if text == "all" else int(text)
+    raise argparse.ArgumentTypeError(f"a fold is an integer or 'all', got {text!r}")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return int(text)
+
+
+def _step(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"the tile step is a fraction of the patch in (0, 1], got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, metavar="MODEL_DIR",
+                        help="trained model folder, nnUNet_results/DatasetXXX/TRAINER__PLANS__CONFIGURATION")
+    parser.add_argument("-f", "--fold", type=_fold, default=None,
+                        help="fold to analyse (default: the first fold_N with the checkpoint); only its weights "
+                             "are loaded and, without --images, its validation cases are used")
+    parser.add_argument("--checkpoint", default="checkpoint_final.pth",
+                        help="checkpoint file name in the fold (default: checkpoint_final.pth)")
+    parser.add_argument("--images", type=Path, default=None, metavar="DIR",
+                        help="labelled cases instead of the validation cases: images named CASE_0000<ending> "
+                             "(nnU-Net's naming; needs --labels)")
+    parser.add_argument("--labels", type=Path, default=None, metavar="DIR",
+                        help="reference labels CASE<ending> for every case in --images")
+    parser.add_argument("--max-cases", type=_positive, default=None, metavar="N",
+                        help="analyse only the first N cases (sorted by name), e.g. on a CPU")
+    parser.add_argument("--loops", type=_positive, nargs="+", default=None, metavar="N",
+                        help="inference loop counts for depth extrapolation (default: 1 … 2T)")
+    parser.add_argument("--no-act-off", action="store_true",
+                        help="skip the ACT-off (fixed depth) rows of depth extrapolation (halves its time)")
+    parser.add_argument("--mirroring", action="store_true",
+                        help="nnU-Net's test-time mirroring in the depth-extrapolation predictions (off by "
+                             "default: 2^axes times slower)")
+    parser.add_argument("--step-size", type=_step, default=0.5,
+                        help="sliding-window step as a fraction of the patch (default 0.5, nnU-Net's)")
+    parser.add_argument("--permutations", type=_count, default=1000,
+                        help="label permutations for the expert-specialisation baseline (default 1000)")
+    parser.add_argument("--examples", type=_count, default=3,
+                        help="cases drawn in the halting-map example figure (default 3)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto (default) uses CUDA when present, else the CPU")
+    parser.add_argument("-o", "--output", type=Path, default=None, metavar="OUTDIR",
+                        help="report folder (default: MODEL_DIR/fold_N/analysis); existing report files in it "
+                             "are replaced")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnunet_rdvit.analysis.run import AnalyzeSettings, analyze
+    from nnunet_rdvit.analysis.summary import summary_lines
+
+    settings = AnalyzeSettings(model=args.model, fold=args.fold, checkpoint=args.checkpoint, images=args.images,
+                               labels=args.labels, max_cases=args.max_cases, loops=args.loops,
+                               act_off=not args.no_act_off, mirroring=args.mirroring, step_size=args.step_size,
+                               device=args.device, output=args.output, permutations=args.permutations,
+                               examples=args.examples, log=lambda line: print(line, flush=True))
+    result = analyze(settings)
+    for line in summary_lines(result.report):
+        print(line)
+    print(f"Report in {result.output} ({result.report['seconds']:.0f} s):")
+    for path in result.files:
+        print(f"  {path.name}")
+    return 0
