@@ -21,8 +21,10 @@ import math
 import re
 from dataclasses import dataclass
 
+from nnunet_rdvit.ablation_names import ABLATIONS
+
 # Trainers a data-fraction variant exists for; nnUNetTrainer (nnU-Net's default U-Net) is the reference.
-FRACTION_BASES = ("RDViTTrainer", "RDViTTrainer_MoE", "ViTTrainer", "nnUNetTrainer")
+FRACTION_BASES = ("RDViTTrainer", "RDViTTrainer_MoE", "ViTTrainer", "nnUNetTrainer", *ABLATIONS)
 # Percentages defined as module attributes; any other integer percentage 1..100 is created on first lookup.
 STANDARD_PERCENTS = (10, 25, 50, 100)
 # nnU-Net validates 50 batches per 250 training iterations; budget trainers keep that ratio (at least one).

@@ -1,4 +1,5 @@
-"""Data-fraction (low-data) variants of the RD-ViT, RD-ViT+MoE, ViT and nnU-Net U-Net trainers.
+"""Data-fraction (low-data) variants of the RD-ViT, RD-ViT+MoE, ViT and nnU-Net U-Net trainers and the RD-ViT
+ablations (``RDViTTrainer_NoACT_frac100``, ...).
 
 ``RDViTTrainer_frac10`` trains on 10 % of the fold's training *patients* (see :mod:`nnunet_rdvit.data_fraction`
 for the rule); the validation fold stays whole. ``..._ep<E>_it<I>[_bs<B>]`` variants also replace nnU-Net's
@@ -26,6 +27,7 @@ from nnunet_rdvit.data_fraction import select_training_subset
 from nnunet_rdvit.dataset_conversion.metadata import load_case_metadata
 from nnunet_rdvit.fraction_trainer_names import (FRACTION_BASES, STANDARD_PERCENTS, FractionTrainerSpec,
                                                  parse_fraction_trainer_name)
+from nnunet_rdvit.training.ablation_trainers import ABLATION_TRAINERS
 from nnunet_rdvit.training.trainers import RDViTTrainer, RDViTTrainer_MoE, ViTTrainer
 
 SUBSET_FILE = "training_subset.json"
@@ -34,6 +36,7 @@ _BASE_CLASSES: dict[str, type[nnUNetTrainer]] = {
     "RDViTTrainer_MoE": RDViTTrainer_MoE,
     "ViTTrainer": ViTTrainer,
     "nnUNetTrainer": nnUNetTrainer,
+    **ABLATION_TRAINERS,
 }
 
 

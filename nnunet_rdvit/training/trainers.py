@@ -57,6 +57,7 @@ class TransformerTrainer(nnUNetTrainer):
     z_loss_weight: ClassVar[float] = 0.001
     warmup_fraction: ClassVar[float] = 0.05  # of num_epochs, at least one epoch
     max_grad_norm: ClassVar[float] = 1.0
+    aux_log_keys: ClassVar[tuple[str, ...]] = AUX_LOG_KEYS  # train_step outputs averaged and logged per epoch
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -126,7 +127,7 @@ class TransformerTrainer(nnUNetTrainer):
     def on_train_epoch_end(self, train_outputs: list[dict]) -> None:
         super().on_train_epoch_end(train_outputs)
         logged = self.logger.local_logger.my_fantastic_logging
-        for key in AUX_LOG_KEYS:
+        for key in self.aux_log_keys:
             values = [output[key] for output in train_outputs if key in output]
             if not values:
                 continue
@@ -154,9 +155,13 @@ class RDViTTrainer(TransformerTrainer):
 
 
 class RDViTTrainer_MoE(RDViTTrainer):
-    """RD-ViT whose shared block has an 8-expert top-2 Mixture-of-Experts feed-forward."""
+    """RD-ViT whose shared block has a 6-expert top-2 Mixture-of-Experts feed-forward.
 
-    network_kwargs = {"moe_experts": 8, "moe_top_k": 2}
+    Six experts put the ACDC 3d_fullres network at 2.96 M parameters, the paper's 3.0 M (46 % of the ViT's
+    6.38 M); eight would be 3.55 M (56 %).
+    """
+
+    network_kwargs = {"moe_experts": 6, "moe_top_k": 2}
 
 
 class ViTTrainer(TransformerTrainer):
