@@ -2,7 +2,8 @@
 
 ``run`` trains every job of the grid that has not finished (continuing interrupted ones), spread over the
 visible GPUs, then aggregates; ``run --dry-run`` only prints the commands. ``aggregate`` only summarises what
-is there (e.g. after the commands ran on a cluster). See docs/experiments.md.
+is there (e.g. after the commands ran on a cluster). ``--ablation`` makes the grid RDViTTrainer and each of its
+ablations at 100 % of the data, and the report an ablation table. See docs/experiments.md.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from nnunet_rdvit.ablation_names import ABLATIONS, FULL_MODEL
 from nnunet_rdvit.fraction_trainer_names import FRACTION_BASES
 
 NAME = "experiment"
@@ -18,6 +20,9 @@ HELP = ("Run a low-data grid (trainers × data fractions × folds × configurati
         "resumably and across GPUs, and summarise it: mean ± std over folds, paired Wilcoxon tests, CSV, "
         "Markdown and a Dice-vs-fraction figure.")
 DEFAULT_TRAINERS = ("RDViTTrainer", "ViTTrainer", "nnUNetTrainer")
+DEFAULT_FRACTIONS = (10, 25, 50, 100)
+ABLATION_GRID_TRAINERS = (FULL_MODEL, *ABLATIONS)
+ABLATION_FRACTIONS = (100,)
 
 
 def _positive_int(text: str) -> int:
@@ -55,11 +60,17 @@ def _add_grid_arguments(parser: argparse.ArgumentParser) -> None:
     grid.add_argument("-d", "--dataset", required=True, help="dataset id or name, e.g. 27 or Dataset027_ACDC")
     grid.add_argument("-c", "--configurations", nargs="+", default=["2d"], metavar="CONFIG",
                       help="nnU-Net configurations (default: 2d)")
-    grid.add_argument("-tr", "--trainers", nargs="+", default=list(DEFAULT_TRAINERS), metavar="TRAINER",
+    grid.add_argument("-tr", "--trainers", nargs="+", metavar="TRAINER",
                       help=f"base trainers, each run as TRAINER_frac<P>... (choose from {', '.join(FRACTION_BASES)}; "
                            f"default: {' '.join(DEFAULT_TRAINERS)})")
-    grid.add_argument("--fractions", nargs="+", type=_percent, default=[10, 25, 50, 100], metavar="PERCENT",
-                      help="percentages of each fold's training patients (default: 10 25 50 100)")
+    grid.add_argument("--ablation", action="store_true",
+                      help=f"the ablation study: trainers {' '.join(ABLATION_GRID_TRAINERS)} (instead of -tr), at "
+                           f"{' '.join(map(str, ABLATION_FRACTIONS))} %% of the data unless --fractions is given; "
+                           f"the report adds an ablation table (Δ and paired p against {FULL_MODEL})")
+    grid.add_argument("--fractions", nargs="+", type=_percent, metavar="PERCENT",
+                      help=f"percentages of each fold's training patients (default: "
+                           f"{' '.join(map(str, DEFAULT_FRACTIONS))}; with --ablation: "
+                           f"{' '.join(map(str, ABLATION_FRACTIONS))})")
     grid.add_argument("-f", "--folds", nargs="+", type=_fold, default=[0, 1, 2, 3, 4], metavar="FOLD",
                       help="folds of splits_final.json (default: 0 1 2 3 4)")
     grid.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
@@ -140,7 +151,12 @@ def _grid(args: argparse.Namespace):
     budget = TrainingBudget(args.epochs, args.iterations, args.batch_size) if args.epochs else None
     preprocessed = nnunet_folder("nnUNet_preprocessed")
     dataset = resolve_dataset(args.dataset, preprocessed)
-    grid = ExperimentGrid(dataset, tuple(args.trainers), tuple(args.fractions), tuple(args.folds),
+    if args.ablation and args.trainers:
+        raise UserError(f"--ablation chooses the trainers ({' '.join(ABLATION_GRID_TRAINERS)}); leave out -tr, "
+                        "or list the trainers with -tr without --ablation")
+    trainers = ABLATION_GRID_TRAINERS if args.ablation else tuple(args.trainers or DEFAULT_TRAINERS)
+    fractions = tuple(args.fractions or (ABLATION_FRACTIONS if args.ablation else DEFAULT_FRACTIONS))
+    grid = ExperimentGrid(dataset, trainers, fractions, tuple(args.folds),
                           tuple(args.configurations), budget, args.plans, test_time_mirroring=not args.no_tta)
     n_folds = check_preprocessed(preprocessed / dataset, args.plans, grid.configurations)
     too_high = [fold for fold in grid.folds if fold >= n_folds]
@@ -156,10 +172,11 @@ def _grid(args: argparse.Namespace):
 
 
 def _aggregate(grid, results: Path, args: argparse.Namespace, device: str) -> None:
+    from nnunet_rdvit.experiments.ablation import ablation_rows
     from nnunet_rdvit.experiments.aggregate import (collect_validation_scores, summarise_over_cases,
                                                     summarise_over_folds)
     from nnunet_rdvit.experiments.nnunet_folders import nnunet_folder
-    from nnunet_rdvit.experiments.report import ExperimentResults, dice_table, write_report
+    from nnunet_rdvit.experiments.report import ExperimentResults, ablation_table, dice_table, write_report
     from nnunet_rdvit.experiments.stats import paired_comparisons
 
     print(f"\nAggregating {grid.dataset} into {args.output}", flush=True)
@@ -167,10 +184,12 @@ def _aggregate(grid, results: Path, args: argparse.Namespace, device: str) -> No
                                           with_hd95=not args.no_hd95)
     pairs = args.compare or [(grid.trainers[0], other) for other in grid.trainers[1:]]
     metrics = ("dice",) if args.no_hd95 else ("dice", "hd95")
-    outcome = ExperimentResults(grid, collected.structures, collected.scores,
-                                summarise_over_folds(collected.scores, collected.structures),
+    summary = summarise_over_folds(collected.scores, collected.structures)
+    outcome = ExperimentResults(grid, collected.structures, collected.scores, summary,
                                 paired_comparisons(collected.scores, pairs, collected.structures, metrics),
-                                collected.missing, collected.hd95_unavailable)
+                                collected.missing, collected.hd95_unavailable,
+                                ablation=ablation_rows(summary, collected.scores, collected.structures, grid.trainers,
+                                                       metrics))
     if args.test:
         from nnunet_rdvit.experiments.test_set import evaluate_test_set
 
@@ -182,6 +201,9 @@ def _aggregate(grid, results: Path, args: argparse.Namespace, device: str) -> No
               + "; ".join(job.label() for job in collected.missing), file=sys.stderr)
     print("\nValidation Dice (mean ± std over folds):")
     print("\n".join(dice_table(outcome.validation_rows, grid, "dice")))
+    if outcome.ablation:
+        print(f"\nAblations: validation Dice, mean ± std over folds (Δ and paired p against {FULL_MODEL}):")
+        print("\n".join(ablation_table(outcome.ablation, "dice")))
     print()
     for description, path in paths.items():
         print(f"  {description:<28} {path}")

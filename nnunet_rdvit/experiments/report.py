@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from nnunet_rdvit.ablation_names import FULL_MODEL
 from nnunet_rdvit.atomic import atomic_path
+from nnunet_rdvit.experiments.ablation import AblationRow
 from nnunet_rdvit.experiments.aggregate import OVERALL, CaseScore, SummaryRow
 from nnunet_rdvit.experiments.grid import ExperimentGrid, Job
 from nnunet_rdvit.experiments.plot import plot_dice_vs_fraction
@@ -30,6 +32,7 @@ class ExperimentResults:
     hd95_unavailable: int
     test_scores: list[CaseScore] | None = None
     test_rows: list[SummaryRow] | None = None
+    ablation: list[AblationRow] = field(default_factory=list)  # see experiments.ablation; empty: no ablation grid
 
 
 def write_report(results: ExperimentResults, out_dir: Path) -> dict[str, Path]:
@@ -42,6 +45,8 @@ def write_report(results: ExperimentResults, out_dir: Path) -> dict[str, Path]:
                                                 CaseScore),
         "paired comparisons (CSV)": _write_csv(out_dir / "comparisons.csv", results.comparisons, Comparison),
     }
+    if results.ablation:
+        paths["ablation table (CSV)"] = _write_csv(out_dir / "ablation.csv", results.ablation, AblationRow)
     if results.test_rows is not None:
         paths["test-set summary (CSV)"] = _write_csv(out_dir / "test_summary.csv", results.test_rows, SummaryRow)
         paths["test-set per case (CSV)"] = _write_csv(out_dir / "test_per_case.csv", results.test_scores or [],
@@ -58,13 +63,20 @@ def write_report(results: ExperimentResults, out_dir: Path) -> dict[str, Path]:
 
 def markdown_report(results: ExperimentResults) -> str:
     grid = results.grid
-    lines = [f"# Low-data experiment on {grid.dataset}", "",
+    title = "RD-ViT ablations" if results.ablation else "Low-data experiment"
+    lines = [f"# {title} on {grid.dataset}", "",
              f"Budget: {_budget(grid)}. Trainers: {', '.join(grid.trainers)}; fractions of training patients: "
              f"{', '.join(f'{p} %' for p in grid.percents)}; folds {', '.join(map(str, grid.folds))}; plans "
              f"{grid.plans}. Result folders: `<trainer>_frac<P>{_suffix(grid)}__{grid.plans}__<configuration>`.", ""]
     if results.missing:
         lines += [f"**Not finished ({len(results.missing)}):** " + "; ".join(job.label() for job in results.missing),
                   ""]
+    if results.ablation:
+        lines += [f"## Ablations (validation, mean ± std over folds; Δ and p against {FULL_MODEL})", "",
+                  "Δ: mean over the validation cases both models predicted of variant − full model; p: paired "
+                  "Wilcoxon signed-rank test over those cases, two-sided, no correction for multiple comparisons.",
+                  "", "### Dice", "", *ablation_table(results.ablation, "dice"),
+                  "", "### HD95 in mm", "", *ablation_table(results.ablation, "hd95"), ""]
     lines += ["## Validation Dice (mean ± std over folds)", "", *dice_table(results.validation_rows, grid, "dice"), "",
               "## Validation HD95 in mm (mean ± std over folds)", "", *dice_table(results.validation_rows, grid, "hd95"),
               "", "HD95 is averaged over the cases where prediction and reference both contain the structure; the "
@@ -103,6 +115,35 @@ def dice_table(rows: Sequence[SummaryRow], grid: ExperimentGrid, metric: str, un
         values = [_mean_std(cells[s], metric) if s in cells else "–" for s in structures]
         body.append(f"| {trainer} | {percent} % | {configuration} | {n} | " + " | ".join(values) + " |")
     return header + (body or ["| (no finished results) |"])
+
+
+def ablation_table(rows: Sequence[AblationRow], metric: str) -> list[str]:
+    """Markdown table: one row per configuration × fraction × variant (full model first), one column per
+    structure and the mean, each cell ``mean ± std (Δ …, p …)``."""
+    rows = [row for row in rows if row.metric == metric]
+    structures = list(dict.fromkeys(row.structure for row in rows))
+    header = ["| variant | fraction | configuration | folds | " + " | ".join(structures) + " | change |",
+              "|---|---:|---|---:|" + "---:|" * len(structures) + "---|"]
+    keyed: dict[tuple, dict[str, AblationRow]] = {}
+    for row in rows:  # already in table order (experiments.ablation.ablation_rows)
+        keyed.setdefault((row.configuration, row.percent, row.trainer), {})[row.structure] = row
+    body = []
+    for (configuration, percent, trainer), cells in keyed.items():
+        first = next(iter(cells.values()))
+        values = [_ablation_cell(cells[s], metric) if s in cells else "–" for s in structures]
+        body.append(f"| {trainer} | {percent} % | {configuration} | {first.n_folds} | " + " | ".join(values)
+                    + f" | {first.change} |")
+    return header + (body or ["| (no finished results) |"])
+
+
+def _ablation_cell(row: AblationRow, metric: str) -> str:
+    digits = 3 if metric == "dice" else 1
+    if math.isnan(row.mean):
+        return "–"
+    text = _number(row.mean, digits) + ("" if math.isnan(row.std) else f" ± {_number(row.std, digits)}")
+    if row.is_reference or math.isnan(row.difference):
+        return text
+    return f"{text} (Δ {_number(row.difference, digits, signed=True)}, p {_p(row.p_value)})"
 
 
 def _mean_std(row: SummaryRow, metric: str) -> str:
