@@ -68,7 +68,7 @@ def test_unknown_network_option_names_the_valid_ones() -> None:
 
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['num_loop'\].*'num_loops'"):
         Typo.checked_network_kwargs()
-    assert RDViTTrainer_MoE.checked_network_kwargs() == {"moe_experts": 8, "moe_top_k": 2}
+    assert RDViTTrainer_MoE.checked_network_kwargs() == {"moe_experts": 6, "moe_top_k": 2}
     assert ViTTrainer.checked_network_kwargs() == {}
 
 
