@@ -138,3 +138,11 @@ def test_bad_inputs_exit_2_with_one_clear_line(case, message, nnunet_env, tiny_t
     assert code == 2 and err.startswith("nnunet-rdvit analyze: error: ") and len(err.strip().splitlines()) == 1
     assert message.format(tmp=tmp_path) in err
     assert not out.exists()
+
+
+def test_help_renders(capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        run_cli(capsys, "analyze", "--help")
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert "MODEL_DIR" in out and "--loops" in out and "--no-act-off" in out
