@@ -44,7 +44,7 @@ def predict_at_depth(model: LoadedModel, data: torch.Tensor, n_loops: int, act: 
     per token over the tiles)."""
     predictor = model.predictor
     network = predictor.network
-    network.load_state_dict(predictor.list_of_parameters[0])
+    getattr(network, "_orig_mod", network).load_state_dict(predictor.list_of_parameters[0])  # compiled or not
     fixed = FixedDepthNetwork(network, n_loops, act)
     predictor.network = fixed
     try:

@@ -108,9 +108,10 @@ def experts_figure(target: Path, result: dict, label_names: Sequence[str]) -> No
         ax.set_yticks(range(share.shape[0]))
         ax.set_yticklabels([f"expert {i}" for i in range(share.shape[0])])
         ax.set_title(title, fontsize=10)
+    shuffled = result["shuffled_normalised_mutual_information"]
     figure.suptitle(f"MoE expert × structure (token majority label): normalised MI "
                     f"{result['normalised_mutual_information']:.3f}, shuffled "
-                    f"{result['shuffled_normalised_mutual_information'] or 0:.3f}", fontsize=10)
+                    f"{'n/a' if shuffled is None else f'{shuffled:.3f}'}", fontsize=10)
     figure.tight_layout()
     save_png(figure, target)
 

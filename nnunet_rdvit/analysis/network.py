@@ -21,6 +21,7 @@ class RecurrentNetwork:
 
 def recurrent_network(network: nn.Module, trainer: str) -> RecurrentNetwork:
     """The recurrent core's settings, or a :class:`UserError` for networks without loops (ViT, U-Net)."""
+    network = getattr(network, "_orig_mod", network)  # under torch.compile (nnUNet_compile=t)
     core = getattr(network, "core", None)
     if core is None or not hasattr(core, "num_loops"):
         kind = type(network).__name__

@@ -31,9 +31,9 @@ class CaseTokens:
 def collect_tokens(model: LoadedModel, case: PreprocessedCase, num_labels: int) -> CaseTokens:
     """Token statistics of ``case`` over every tile, with the network as trained (first loaded fold)."""
     predictor = model.predictor
-    network = predictor.network.to(model.device).eval()
+    recurrent = recurrent_network(predictor.network, model.trainer)
+    network = recurrent.network.to(model.device).eval()
     network.load_state_dict(predictor.list_of_parameters[0])
-    recurrent = recurrent_network(network, model.trainer)
     tiling = sliding_window_tiling(predictor, case.data)
     labels = np.full(tiling.padded.shape[1:], UNLABELLED, dtype=np.int16)
     labels[tiling.spatial_unpad] = case.labels
