@@ -87,19 +87,21 @@ def test_each_ablation_removes_exactly_its_component(name: str, removed: set[str
 
 
 def test_loop_count_distribution_range_mean_and_reproducibility() -> None:
-    with_act = LoopCountDistribution.around(6, min_loops=1, act=True)
-    assert (with_act.low, with_act.high) == (2, 12)  # one loop would leave the halting unit without a gradient
-    assert LoopCountDistribution.around(6, min_loops=1, act=False).low == 1
-    assert LoopCountDistribution.around(6, min_loops=3, act=True).low == 3
+    distribution = LoopCountDistribution.around(6)
+    assert (distribution.low, distribution.high) == (1, 12)
+    assert LoopCountDistribution.around(6, min_loops=3, max_factor=3).low == 3
+    assert LoopCountDistribution.around(6, max_factor=3).high == 18
     with pytest.raises(ValueError, match="T ≥ 2"):
-        LoopCountDistribution.around(1, min_loops=1, act=False)
+        LoopCountDistribution.around(1)
 
-    draws = np.array([with_act.sample(0, 0, step) for step in range(4000)])
-    assert draws.min() == 2 and draws.max() == 12 and len(set(draws)) == 11
-    assert draws.mean() == pytest.approx(5.86, abs=0.2)  # E = T = 6 before clipping (see loop_sampling)
+    draws = np.array([distribution.sample(0, 0, step) for step in range(4000)])
+    assert draws.min() == 1 and draws.max() == 12 and len(set(draws)) == 12
+    assert draws.mean() == pytest.approx(5.8, abs=0.2)  # E = T = 6 before clipping (see loop_sampling)
+    assert np.median(draws) == 5
     assert np.mean(draws == 12) == pytest.approx(0.07, abs=0.015)  # 5 % clipped from above + 2 % drawn as 12
-    assert [with_act.sample(0, 3, step) for step in range(20)] == [with_act.sample(0, 3, step) for step in range(20)]
-    assert [with_act.sample(0, 3, step) for step in range(20)] != [with_act.sample(1, 3, step) for step in range(20)]
+    sequence = [distribution.sample(0, 3, step) for step in range(20)]
+    assert sequence == [distribution.sample(0, 3, step) for step in range(20)]
+    assert sequence != [distribution.sample(1, 3, step) for step in range(20)]
 
 
 def test_loop_count_override_only_inside_the_block() -> None:

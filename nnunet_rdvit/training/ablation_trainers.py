@@ -38,8 +38,8 @@ class RDViTTrainer_NoLTI(RDViTTrainer):
 
 
 class RDViTTrainer_SingleLoop(RDViTTrainer):
-    """The shared block applied once (T = 1). Without ACT: after one loop there is nothing left to decide, and
-    the halting unit would get no gradient (which nnU-Net's DDP refuses)."""
+    """The shared block applied once (T = 1). Without ACT: after one loop there is nothing to decide — every
+    token halts with weight 1, the halting unit's gradient is always zero and the ponder loss a constant."""
 
     network_kwargs = {**RDViTTrainer.network_kwargs, "num_loops": 1, "act": False}
 
@@ -64,7 +64,7 @@ class RDViTTrainer_RandomLoops(RDViTTrainer):
 
     def loop_count_distribution(self) -> LoopCountDistribution:
         core = self.unwrapped_network.core
-        return LoopCountDistribution.around(core.num_loops, core.min_loops, core.act, self.max_loops_factor,
+        return LoopCountDistribution.around(core.num_loops, core.min_loops, self.max_loops_factor,
                                             self.loop_count_sigma)
 
     def on_train_epoch_start(self) -> None:
