@@ -16,9 +16,9 @@ from nnunet_rdvit.ablation_names import ABLATIONS, FULL_MODEL
 from nnunet_rdvit.fraction_trainer_names import FRACTION_BASES
 
 NAME = "experiment"
-HELP = ("Run a low-data grid (trainers × data fractions × folds × configurations) with nnUNetv2_train, "
-        "resumably and across GPUs, and summarise it: mean ± std over folds, paired Wilcoxon tests, CSV, "
-        "Markdown and a Dice-vs-fraction figure.")
+HELP = ("Run a low-data grid (trainers × data fractions × folds × configurations) or the RD-ViT ablation study "
+        "(--ablation) with nnUNetv2_train, resumably and across GPUs, and summarise it: mean ± std over folds, "
+        "paired Wilcoxon tests, CSV, Markdown and a Dice-vs-fraction figure.")
 DEFAULT_TRAINERS = ("RDViTTrainer", "ViTTrainer", "nnUNetTrainer")
 DEFAULT_FRACTIONS = (10, 25, 50, 100)
 ABLATION_GRID_TRAINERS = (FULL_MODEL, *ABLATIONS)

@@ -75,8 +75,9 @@ def markdown_report(results: ExperimentResults) -> str:
         lines += [f"## Ablations (validation, mean ± std over folds; Δ and p against {FULL_MODEL})", "",
                   "Δ: mean over the validation cases both models predicted of variant − full model; p: paired "
                   "Wilcoxon signed-rank test over those cases, two-sided, no correction for multiple comparisons.",
-                  "", "### Dice", "", *ablation_table(results.ablation, "dice"),
-                  "", "### HD95 in mm", "", *ablation_table(results.ablation, "hd95"), ""]
+                  "", "### Dice", "", *ablation_table(results.ablation, "dice"), ""]
+        if any(row.metric == "hd95" for row in results.ablation):
+            lines += ["### HD95 in mm", "", *ablation_table(results.ablation, "hd95"), ""]
     lines += ["## Validation Dice (mean ± std over folds)", "", *dice_table(results.validation_rows, grid, "dice"), "",
               "## Validation HD95 in mm (mean ± std over folds)", "", *dice_table(results.validation_rows, grid, "hd95"),
               "", "HD95 is averaged over the cases where prediction and reference both contain the structure; the "
@@ -138,17 +139,18 @@ def ablation_table(rows: Sequence[AblationRow], metric: str) -> list[str]:
 
 def _ablation_cell(row: AblationRow, metric: str) -> str:
     digits = 3 if metric == "dice" else 1
-    if math.isnan(row.mean):
-        return "–"
-    text = _number(row.mean, digits) + ("" if math.isnan(row.std) else f" ± {_number(row.std, digits)}")
-    if row.is_reference or math.isnan(row.difference):
+    text = _format_mean_std(row.mean, row.std, digits)
+    if text == "–" or row.is_reference or math.isnan(row.difference):
         return text
     return f"{text} (Δ {_number(row.difference, digits, signed=True)}, p {_p(row.p_value)})"
 
 
 def _mean_std(row: SummaryRow, metric: str) -> str:
     mean, std = (row.dice_mean, row.dice_std) if metric == "dice" else (row.hd95_mean, row.hd95_std)
-    digits = 3 if metric == "dice" else 1
+    return _format_mean_std(mean, std, 3 if metric == "dice" else 1)
+
+
+def _format_mean_std(mean: float, std: float, digits: int) -> str:
     if math.isnan(mean):
         return "–"
     return _number(mean, digits) + ("" if math.isnan(std) else f" ± {_number(std, digits)}")
