@@ -19,6 +19,7 @@ import torch
 
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.inference.model import LoadedModel
+from nnunet_rdvit.quiet_itk import quiet_simpleitk
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,10 @@ def preprocess(model: LoadedModel, case: LabelledCase) -> PreprocessedCase:
     predictor = model.predictor
     preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
     try:
-        data, seg, properties = preprocessor.run_case([str(p) for p in case.image_files], str(case.label_file),
-                                             predictor.plans_manager, predictor.configuration_manager,
-                                             predictor.dataset_json)
+        with quiet_simpleitk():
+            data, seg, properties = preprocessor.run_case([str(p) for p in case.image_files], str(case.label_file),
+                                                          predictor.plans_manager, predictor.configuration_manager,
+                                                          predictor.dataset_json)
     except Exception as error:  # unreadable file, image/label shape mismatch, ...
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(f"cannot preprocess case {case.name} ({type(error).__name__}: {message})") from None

@@ -16,16 +16,16 @@ from __future__ import annotations
 import ast
 import json
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import numpy as np
 
 from nnunet_rdvit.experiments.grid import ExperimentGrid, Job
 from nnunet_rdvit.experiments.hd95 import hd95
 from nnunet_rdvit.experiments.runner import State, job_state
+from nnunet_rdvit.quiet_itk import quiet_simpleitk
 
 OVERALL = "mean"  # the structure name of the overall (mean over structures) value
 
@@ -239,25 +239,11 @@ def segmentation_reader(plans_file: Path) -> Callable[[Path], tuple[np.ndarray, 
     reader = recursive_find_reader_writer_by_name(_read_json(plans_file)["image_reader_writer"])()
 
     def read(path: Path) -> tuple[np.ndarray, list[float]]:
-        with _quiet_simpleitk():
+        with quiet_simpleitk():
             segmentation, properties = reader.read_seg(str(path))
         return segmentation[0], list(properties["spacing"])
 
     return read
-
-
-@contextmanager
-def _quiet_simpleitk() -> Iterator[None]:
-    """ACDC's NIfTI headers make ITK warn on every read ("unexpected scales in sform") although the geometry is
-    read correctly; nnU-Net's own evaluation has already read the same files, so the warnings add nothing."""
-    import SimpleITK
-
-    shown = SimpleITK.ProcessObject.GetGlobalWarningDisplay()
-    SimpleITK.ProcessObject.SetGlobalWarningDisplay(False)
-    try:
-        yield
-    finally:
-        SimpleITK.ProcessObject.SetGlobalWarningDisplay(shown)
 
 
 def _read_json(path: Path) -> dict:
