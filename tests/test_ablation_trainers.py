@@ -283,7 +283,7 @@ def test_ablation_table_on_known_scores(tmp_path: Path) -> None:
     paths = write_report(outcome, tmp_path)
     markdown = markdown_report(outcome)
     assert markdown.startswith(f"# RD-ViT ablations on {DATASET}") and table[3] in markdown
-    assert "### HD95" not in markdown  # Dice-only rows (as with --no-hd95)
+    assert "### HD95" not in markdown and "HD95" not in markdown  # Dice-only rows (as with --no-hd95)
     with open(paths["ablation table (CSV)"]) as file:
         written = list(csv.DictReader(file))
     assert len(written) == len(rows) and written[3]["trainer"] == "RDViTTrainer_NoACT"

@@ -78,10 +78,12 @@ def markdown_report(results: ExperimentResults) -> str:
                   "", "### Dice", "", *ablation_table(results.ablation, "dice"), ""]
         if any(row.metric == "hd95" for row in results.ablation):
             lines += ["### HD95 in mm", "", *ablation_table(results.ablation, "hd95"), ""]
-    lines += ["## Validation Dice (mean ± std over folds)", "", *dice_table(results.validation_rows, grid, "dice"), "",
-              "## Validation HD95 in mm (mean ± std over folds)", "", *dice_table(results.validation_rows, grid, "hd95"),
-              "", "HD95 is averaged over the cases where prediction and reference both contain the structure; the "
-              "overall HD95 needs all structures."]
+    lines += ["## Validation Dice (mean ± std over folds)", "", *dice_table(results.validation_rows, grid, "dice")]
+    if any(math.isfinite(row.hd95_mean) for row in results.validation_rows):  # not with --no-hd95
+        lines += ["", "## Validation HD95 in mm (mean ± std over folds)", "",
+                  *dice_table(results.validation_rows, grid, "hd95"), "",
+                  "HD95 is averaged over the cases where prediction and reference both contain the structure; the "
+                  "overall HD95 needs all structures."]
     if results.hd95_unavailable:
         lines += [f"HD95 could not be computed for {results.hd95_unavailable} case(s): prediction or reference file "
                   f"not found."]
