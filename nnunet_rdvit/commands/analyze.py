@@ -10,16 +10,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nnunet_rdvit.commands.model_arguments import fold, tile_step
+
 NAME = "analyze"
 HELP = ("Analyse a trained RD-ViT fold on its validation cases (or any labelled folder): Dice against inference "
         "loops with ACT on and off, ACT halting on structure boundaries vs interiors, MoE expert specialisation, "
         "and ponder/MoE training curves; writes report.json, report.md and figures.")
-
-
-def _fold(text: str) -> int | str:
-    if text == "all" or text.isdigit():
-        return text if text == "all" else int(text)
-    raise argparse.ArgumentTypeError(f"a fold is an integer or 'all', got {text!r}")
 
 
 def _positive(text: str) -> int:
@@ -34,20 +30,10 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def _step(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"the tile step is a fraction of the patch in (0, 1], got {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, metavar="MODEL_DIR",
                         help="trained model folder, nnUNet_results/DatasetXXX/TRAINER__PLANS__CONFIGURATION")
-    parser.add_argument("-f", "--fold", type=_fold, default=None,
+    parser.add_argument("-f", "--fold", type=fold, default=None,
                         help="fold to analyse (default: the first fold_N with the checkpoint); only its weights "
                              "are loaded and, without --images, its validation cases are used")
     parser.add_argument("--checkpoint", default="checkpoint_final.pth",
@@ -66,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mirroring", action="store_true",
                         help="nnU-Net's test-time mirroring in the depth-extrapolation predictions (off by "
                              "default: 2^axes times slower)")
-    parser.add_argument("--step-size", type=_step, default=0.5,
+    parser.add_argument("--step-size", type=tile_step, default=0.5,
                         help="sliding-window step as a fraction of the patch (default 0.5, nnU-Net's)")
     parser.add_argument("--permutations", type=_count, default=1000,
                         help="label permutations for the expert-specialisation baseline (default 1000)")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nnunet_rdvit.commands.model_arguments import fold, tile_step
+
 NAME = "predict"
 HELP = ("Segment cine-MRI NIfTI volumes (files, folders, ACDC patient folders) with a trained nnU-Net model "
         "folder; write aligned segmentations, cardiac indices with a PNG report when ED and ES are known, and "
@@ -22,22 +24,6 @@ def _frame(text: str) -> int:
     return int(text)
 
 
-def _fold(text: str) -> int | str:
-    if text == "all" or text.isdigit():
-        return text if text == "all" else int(text)
-    raise argparse.ArgumentTypeError(f"a fold is an integer or 'all', got {text!r}")
-
-
-def _step(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"the tile step is a fraction of the patch in (0, 1], got {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--input", nargs="+", required=True, type=Path, metavar="INPUT",
                         help="NIfTI file(s), folder(s) of NIfTI files, or patient folder(s) with Info.cfg and "
@@ -46,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (created; must not be a folder that holds inputs)")
     parser.add_argument("-m", "--model", required=True, type=Path, metavar="MODEL_DIR",
                         help="trained model folder, nnUNet_results/DatasetXXX/TRAINER__PLANS__CONFIGURATION")
-    parser.add_argument("-f", "--folds", nargs="+", type=_fold, default=None,
+    parser.add_argument("-f", "--folds", nargs="+", type=fold, default=None,
                         help="folds to ensemble (default: every fold_N with a checkpoint)")
     parser.add_argument("--checkpoint", default="checkpoint_final.pth",
                         help="checkpoint file name in each fold (default: checkpoint_final.pth)")
@@ -60,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto (default) uses CUDA when present, else the CPU")
     parser.add_argument("--no-mirroring", action="store_true", help="no test-time mirroring (faster)")
-    parser.add_argument("--step-size", type=_step, default=0.5,
+    parser.add_argument("--step-size", type=tile_step, default=0.5,
                         help="sliding-window step as a fraction of the patch (default 0.5, nnU-Net's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
