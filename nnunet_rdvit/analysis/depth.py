@@ -40,11 +40,11 @@ class FixedDepthNetwork(nn.Module):
 
 
 def predict_at_depth(model: LoadedModel, data: torch.Tensor, n_loops: int, act: bool) -> tuple[np.ndarray, float]:
-    """nnU-Net's sliding-window prediction of ``data`` (C, *spatial) at a fixed depth: (labels, mean loops
+    """nnU-Net's sliding-window prediction of ``data`` (C, *spatial) at a fixed depth with the network's current
+    weights (the analysed fold's, loaded once by :func:`~nnunet_rdvit.analysis.run.analyze`): (labels, mean loops
     per token over the tiles)."""
     predictor = model.predictor
     network = predictor.network
-    getattr(network, "_orig_mod", network).load_state_dict(predictor.list_of_parameters[0])  # compiled or not
     fixed = FixedDepthNetwork(network, n_loops, act)
     predictor.network = fixed
     try:

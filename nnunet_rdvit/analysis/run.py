@@ -57,6 +57,7 @@ def analyze(settings: AnalyzeSettings) -> AnalysisResult:
     model = _load(settings)
     fold = model.folds[0]
     recurrent = recurrent_network(model.predictor.network, model.trainer)
+    recurrent.network.load_state_dict(model.predictor.list_of_parameters[0])  # the one fold; every pass uses it
     loops = _loops(settings.loops, recurrent)
     depth_settings = (["act_on"] + (["act_off"] if settings.act_off else [])) if recurrent.act else ["act_off"]
     named = structures(model)

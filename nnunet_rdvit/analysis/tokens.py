@@ -29,11 +29,10 @@ class CaseTokens:
 
 
 def collect_tokens(model: LoadedModel, case: PreprocessedCase, num_labels: int) -> CaseTokens:
-    """Token statistics of ``case`` over every tile, with the network as trained (first loaded fold)."""
+    """Token statistics of ``case`` over every tile, with the network as trained (its current weights)."""
     predictor = model.predictor
     recurrent = recurrent_network(predictor.network, model.trainer)
-    network = recurrent.network.to(model.device).eval()
-    network.load_state_dict(predictor.list_of_parameters[0])
+    network = recurrent.network.to(model.device).eval()  # the analysed fold's weights, loaded once by analyze
     tiling = sliding_window_tiling(predictor, case.data)
     labels = np.full(tiling.padded.shape[1:], UNLABELLED, dtype=np.int16)
     labels[tiling.spatial_unpad] = case.labels
