@@ -18,10 +18,11 @@ from pathlib import Path
 
 import torch
 
+from nnunet_rdvit.flops import count_flops
 from nnunet_rdvit.networks import RDViT
 
 from acdc_setup import MODELS, NUM_CLASSES, Setup, load_setups, stagger_halting
-from measure import (count_flops, forward_flops, interleaved_medians, parameter_count, peak_cpu_memory,
+from measure import (forward_flops, interleaved_medians, parameter_count, peak_cpu_memory,
                      peak_cuda_memory, volume_prediction)
 from tables import ratio, table
 from workloads import bench_image, patch_inference, training_step

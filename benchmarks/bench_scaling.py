@@ -20,11 +20,12 @@ from pathlib import Path
 
 import torch
 
+from nnunet_rdvit.flops import count_flops
 from nnunet_rdvit.networks import RDViT, ViT
 from nnunet_rdvit.training.token_grid import TOKEN_SIZE_KEY
 
 from acdc_setup import NUM_CLASSES, Setup, load_setups, run_all_loops, stagger_halting
-from measure import count_flops, forward_flops, interleaved_medians, peak_cpu_memory, peak_cuda_memory
+from measure import forward_flops, interleaved_medians, peak_cpu_memory, peak_cuda_memory
 from tables import ratio, table
 from workloads import bench_image, patch_inference, training_step
 

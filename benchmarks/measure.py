@@ -18,7 +18,8 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+
+from nnunet_rdvit.flops import count_flops
 
 from acdc_setup import DATASET_JSON, Setup
 from workloads import autocast, bench_image, synchronize
@@ -65,13 +66,6 @@ def interleaved_medians(calls: dict[str, Callable[[], object]], device: torch.de
             if round_index < rounds[name]:
                 samples[name].append(time_once(call, device))
     return {name: statistics.median(values) for name, values in samples.items()}
-
-
-def count_flops(call: Callable[[], object]) -> int:
-    """FLOPs of one call (matrix products, convolutions and attention, as torch's FlopCounterMode counts)."""
-    with FlopCounterMode(display=False) as counter:
-        call()
-    return counter.get_total_flops()
 
 
 def parameter_count(network: nn.Module) -> int:

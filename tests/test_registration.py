@@ -19,7 +19,8 @@ needs_wheel_install = pytest.mark.skipif(
 def _lookup_in_fresh_process(code: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     import os
 
-    env = {k: v for k, v in os.environ.items() if k != "nnUNet_extTrainer"}
+    # The tests read the plugin's warning from stderr, so warnings must be shown whatever the caller set.
+    env = {k: v for k, v in os.environ.items() if k not in ("nnUNet_extTrainer", "PYTHONWARNINGS")}
     env.update(env_extra or {})
     script = "from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name as find\n"
     return subprocess.run([sys.executable, "-c", script + textwrap.dedent(code)], capture_output=True, text=True,

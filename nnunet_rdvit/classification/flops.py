@@ -1,8 +1,8 @@
 """Parameters and FLOPs per image, counted by torch's own FLOP counter on a real forward pass.
 
 FLOPs are torch's convention, 2 per multiply-add (the convention of the Edge-RecViT paper's table:
-DeiT-B ≈ 35 GFLOPs). Matrix products, convolutions and attention are counted; norms, activations and
-softmax are not. Models with data-dependent depth (ACT, Edge-RecViT's ranker) cost what the given
+DeiT-B ≈ 35 GFLOPs). Matrix products, convolutions and attention are counted (attention on every torch:
+see :mod:`nnunet_rdvit.flops`); norms, activations and softmax are not. Models with data-dependent depth (ACT, Edge-RecViT's ranker) cost what the given
 images make them execute, so count them on real data.
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+
+from nnunet_rdvit.flops import count_flops
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -21,7 +22,6 @@ def count_parameters(model: nn.Module) -> int:
 def flops_per_image(model: nn.Module, images: torch.Tensor, n_loops: int | None = None) -> float:
     was_training = model.training
     model.eval()
-    with FlopCounterMode(display=False) as counter:
-        model(images) if n_loops is None else model(images, n_loops=n_loops)  # any nn.Module, e.g. timm's
+    flops = count_flops(lambda: model(images) if n_loops is None else model(images, n_loops=n_loops))  # any nn.Module
     model.train(was_training)
-    return counter.get_total_flops() / images.shape[0]
+    return flops / images.shape[0]
