@@ -7,11 +7,15 @@ import importlib.util
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 HOOK_PACKAGE = "nnunetv2.training.nnUNetTrainer.nnunet_rdvit"
-installed_into_nnunet = importlib.util.find_spec(HOOK_PACKAGE) is not None
+# nnU-Net's lookup walks the files on disk, so only a folder there counts (an editable install maps the
+# package name without one, and find_spec would wrongly say yes).
+_TRAINER_TREE = Path(importlib.util.find_spec("nnunetv2.training.nnUNetTrainer").origin).parent
+installed_into_nnunet = (_TRAINER_TREE / "nnunet_rdvit" / "__init__.py").is_file()
 needs_wheel_install = pytest.mark.skipif(
     not installed_into_nnunet, reason="editable install: nnU-Net finds the trainers through nnUNet_extTrainer")
 
