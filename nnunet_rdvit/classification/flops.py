@@ -22,6 +22,6 @@ def count_parameters(model: nn.Module) -> int:
 def flops_per_image(model: nn.Module, images: torch.Tensor, n_loops: int | None = None) -> float:
     was_training = model.training
     model.eval()
-    flops = count_flops(lambda: model(images) if n_loops is None else model(images, n_loops=n_loops))  # any nn.Module
+    flops = count_flops(lambda: model.forward_head(model.forward_features(images, n_loops=n_loops)))
     model.train(was_training)
     return flops / images.shape[0]
