@@ -2,8 +2,8 @@
 
 FLOPs are torch's convention, 2 per multiply-add (the convention of the Edge-RecViT paper's table:
 DeiT-B ≈ 35 GFLOPs). Matrix products, convolutions and attention are counted (attention on every torch:
-see :mod:`nnunet_rdvit.flops`); norms, activations and softmax are not. Models with data-dependent depth (ACT, Edge-RecViT's ranker) cost what the given
-images make them execute, so count them on real data.
+see :mod:`nnunet_rdvit.flops`); norms, activations and softmax are not. Models with data-dependent depth
+(ACT, Edge-RecViT's ranker) cost what the given images make them execute, so count them on real data.
 """
 
 from __future__ import annotations
