@@ -118,12 +118,15 @@ def test_features_only_returns_the_last_three_intermediates(name: str) -> None:
 def test_fx_graph_equals_eager_and_trains(name: str) -> None:
     model = _create(name).eval()
     x = _images()
+    eager = model(x)
     nodes = get_graph_node_names(model)[1]
     assert "norm" in nodes
     extractor = create_feature_extractor(model, {"norm": "features", nodes[-1]: "logits"})
+    assert model.last_aux is None  # the trace's values were symbolic; eager auxiliaries come back below
     with torch.no_grad():
         out = extractor(x)
-        assert torch.equal(out["logits"], model(x)) and torch.equal(out["features"], model.forward_features(x))
+        assert torch.equal(out["logits"], eager) and torch.equal(out["features"], model.forward_features(x))
+    assert model.last_aux is not None
 
     trained = create_feature_extractor(_create(name, num_classes=42).train(), [nodes[-1]])
     logits = trained(x)[nodes[-1]]

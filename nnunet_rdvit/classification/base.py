@@ -15,6 +15,7 @@ import dataclasses
 from typing import Any, Callable, Sequence
 
 import torch
+import torch.fx
 from timm.layers import register_notrace_module
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -216,8 +217,9 @@ class TokenClassifier(nn.Module):
 
     @property
     def last_aux(self) -> AuxOutputs | None:
-        """The auxiliaries of the latest forward, per-token maps on the patch grid without the CLS token."""
-        if self._pass is None:
+        """The auxiliaries of the latest forward, per-token maps on the patch grid without the CLS token;
+        ``None`` before the first eager forward and after an FX trace (whose values were symbolic)."""
+        if self._pass is None or isinstance(self._pass[1], torch.fx.Proxy):
             return None
         aux, grid = self._pass
         maps = {name: getattr(aux, name)[:, 1:].unflatten(1, grid) for name in ("halting_steps", "expert_counts")
