@@ -103,8 +103,9 @@ class EdgeRecViT(TokenClassifier):
 
         at_full_depth = depth == self.depth
         passes = torch.where(at_full_depth, shared_passes, (depth - 1).clamp(max=shared_passes))
-        layers = [(self.head_block, None)] + [(self.shared_block, passes > step) for step in range(shared_passes)]
-        for block, active in layers + [(self.tail_block, at_full_depth)]:
+        schedule = [(self.head_block, None), *((self.shared_block, passes > step) for step in range(shared_passes)),
+                    (self.tail_block, at_full_depth)]
+        for block, active in schedule:
             tokens = self._run_block(block, tokens, active)
             if states is not None:
                 states.append(tokens)

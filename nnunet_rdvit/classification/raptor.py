@@ -2,8 +2,8 @@
 k ≪ L shared blocks applied recurrently, each covering a contiguous range ("phase") of teacher layers.
 
 In distillation the student keeps the teacher's patch embedding, CLS token, final norm and head
-(copied and frozen) and learns only the k blocks, by regressing the teacher's token activations after every layer
-(mean over layers of the per-layer MSE). Teacher forcing — feeding layer ℓ the teacher's state ℓ−1
+(copied and frozen) and learns only the k blocks, by regressing the teacher's token activations after
+every layer (mean over layers of the per-layer MSE). Teacher forcing — feeding layer ℓ the teacher's state ℓ−1
 instead of the student's own — is used with probability 1 at the start and annealed linearly to 0
 (pure autoregressive roll-out) over the first quarter of training, per sample.
 
