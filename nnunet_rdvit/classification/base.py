@@ -61,7 +61,8 @@ def _check_global_pool(global_pool: str) -> None:
 
 
 class TokenClassifier(nn.Module):
-    """Subclasses define :meth:`forward_blocks` and :meth:`intermediate_modules`; the rest lives here.
+    """Subclasses define :meth:`forward_blocks`, :meth:`intermediate_modules` and :meth:`block_groups`; the
+    rest lives here.
 
     ``forward(x)`` returns logits (B, classes) — timm's signature, so timm's training, feature-extraction
     and FX tools apply as they do to timm's ViT. Two things ride beside it:
