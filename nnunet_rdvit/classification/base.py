@@ -124,6 +124,10 @@ class TokenClassifier(nn.Module):
         """For each intermediate state of a pass at ``n_loops``, the name of the module producing it."""
         raise NotImplementedError
 
+    def block_groups(self) -> list[tuple[str, tuple[int, ...] | None]]:
+        """(regex, ordinal) pairs of :meth:`group_matcher` for the blocks, in the order they run."""
+        raise NotImplementedError
+
     # --- building blocks ------------------------------------------------------------------------------
 
     def new_block(self, feedforward: nn.Module | None = None) -> TransformerBlock:
@@ -163,10 +167,6 @@ class TokenClassifier(nn.Module):
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         """Parameter groups for timm's layer-wise lr decay: embedding, then the blocks, then norm + head."""
         return dict(stem=r"^cls_token|^patch_embed", blocks=[*self.block_groups(), (r"^norm", (99999,))])
-
-    def block_groups(self) -> list[tuple[str, tuple[int, ...] | None]]:
-        """(regex, ordinal) pairs of :meth:`group_matcher` for the blocks, in the order they run."""
-        raise NotImplementedError
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
