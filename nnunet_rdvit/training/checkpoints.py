@@ -4,7 +4,7 @@ nnU-Net's ``save_checkpoint`` writes with ``torch.save`` straight onto the final
 mid-write leaves a truncated ``checkpoint_latest.pth`` on which every later ``--c`` crashes. Here nnU-Net's own
 ``save_checkpoint`` writes to a temporary file in the same folder, renamed onto the final name only when complete
 (:func:`nnunet_rdvit.atomic.atomic_path`); leftovers of a killed write are removed when the next training starts.
-Loading reads the file once and, if it cannot be read, either continues from the next intact checkpoint in
+Loading first checks that the file can be read and, if not, either continues from the next intact checkpoint in
 nnU-Net's own order of preference for ``--c`` and says so, or stops with one line naming the file.
 """
 
@@ -58,17 +58,18 @@ class CrashSafeCheckpoints:
             super().save_checkpoint(str(temporary))
 
     def load_checkpoint(self, filename_or_checkpoint: dict | str) -> None:
+        """Checks the file first; nnU-Net then loads it by name (its ``load_checkpoint`` of a dict is broken in 2.8)."""
         if isinstance(filename_or_checkpoint, dict):
             super().load_checkpoint(filename_or_checkpoint)
             return
         path = Path(filename_or_checkpoint)
         try:
-            checkpoint = read_checkpoint(path, self.device)
+            read_checkpoint(path, self.device)
         except DamagedCheckpoint as damage:
-            path, checkpoint = self._intact_alternative(path, damage)
-        super().load_checkpoint(checkpoint)
+            path = self._intact_alternative(path, damage)
+        super().load_checkpoint(str(path))
 
-    def _intact_alternative(self, damaged: Path, damage: DamagedCheckpoint) -> tuple[Path, dict]:
+    def _intact_alternative(self, damaged: Path, damage: DamagedCheckpoint) -> Path:
         """For ``--c``: the next intact checkpoint after ``damaged`` in nnU-Net's order; otherwise a clear error."""
         later = CONTINUE_PREFERENCE[CONTINUE_PREFERENCE.index(damaged.name) + 1:] \
             if damaged.name in CONTINUE_PREFERENCE else ()
@@ -83,7 +84,7 @@ class CrashSafeCheckpoints:
                     continue
                 self.print_to_log_file(f"WARNING: {damage}. Continuing from the last intact checkpoint, {candidate} "
                                        f"(after epoch {checkpoint['current_epoch']}), instead.")
-                return candidate, checkpoint
+                return candidate
             raise TrainerSetupError(f"{damage}, and no intact {' or '.join(later) or 'checkpoint'} is left to "
                                     f"continue from; move it away to train this fold again from the start")
         raise TrainerSetupError(f"{damage}; continue the training with --c (it falls back to an intact "

@@ -80,16 +80,16 @@ class TimedTraining:
             minutes = _snapshot_minutes(self.snapshot_every_minutes)
             self.snapshot_every_s = None if minutes is None else 60.0 * minutes
 
-    @property
     def budget_progress(self) -> float:
-        """Fraction of the budget spent before the current epoch."""
+        """Fraction of the budget spent before the current epoch (a method: nnU-Net's debug dump reads every
+        attribute)."""
         return self.training_seconds / self.budget_seconds
 
     def configure_optimizers(self):
         optimizer, scheduler = super().configure_optimizers()
         if self.budget_seconds is None:
             return optimizer, scheduler
-        return optimizer, _budget_schedule(type(self).__name__, optimizer, scheduler, lambda: self.budget_progress)
+        return optimizer, _budget_schedule(type(self).__name__, optimizer, scheduler, self.budget_progress)
 
     def run_training(self) -> None:
         try:
