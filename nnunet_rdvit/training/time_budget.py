@@ -1,8 +1,9 @@
 """Training time, counted per epoch, and time-budgeted training (``<Base>_frac<P>_min<M>`` trainers).
 
-**What counts.** The training time is the sum, over epochs, of the wall-clock from nnU-Net's ``on_epoch_start``
-to its ``on_epoch_end``: training and validation iterations, not start-up (data loaders, unpacking), checkpoint
-writes or the final validation. It is logged per epoch (``training_seconds`` in nnU-Net's logger, with the
+**What counts.** The training time is the wall-clock of nnU-Net's epoch loop: training and validation
+iterations and the per-epoch bookkeeping (logs, progress plot, checkpoints; counted at the next epoch start), not
+start-up (data loaders, unpacking), time between an interruption and ``--c``, or the final validation. It is
+logged per epoch (``training_seconds`` in nnU-Net's logger, with the
 epoch's seconds and steps in the training log), so it travels in every checkpoint and a run resumed with
 ``--c`` continues with the budget that is left.
 
@@ -67,12 +68,12 @@ class TimedTraining:
     budget_seconds: ClassVar[float | None] = None
     latest_checkpoint_every_s: ClassVar[float] = 300.0
     snapshot_every_minutes: ClassVar[float | None] = None  # overridden by $NNUNET_RDVIT_SNAPSHOT_MINUTES
-    training_seconds: float = 0.0  # training time before the current epoch (restored from checkpoints)
+    training_seconds: float = 0.0  # training time counted so far (restored from checkpoints)
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self._epoch_started_at = 0.0
+        self._clock_mark = 0.0  # when the time not yet counted began
         self.snapshot_every_s = None
         if self.budget_seconds is not None:
             self.num_epochs = BUDGET_EPOCH_CAP
@@ -91,6 +92,10 @@ class TimedTraining:
             return optimizer, scheduler
         return optimizer, _budget_schedule(type(self).__name__, optimizer, scheduler, self.budget_progress)
 
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        self._clock_mark = training_clock()
+
     def run_training(self) -> None:
         try:
             super().run_training()
@@ -98,25 +103,24 @@ class TimedTraining:
             self.on_train_end()
 
     def on_epoch_start(self) -> None:
+        self._count_time()  # the previous epoch's bookkeeping after on_epoch_end's count
         if self.budget_seconds is not None and self.training_seconds >= self.budget_seconds:
             self.print_to_log_file(
                 f"Time budget of {self.budget_seconds:.0f} s spent: {self.training_seconds:.1f} s of training in "
-                f"{self.current_epoch} epochs. Training ends here.")
+                f"{_epochs(self.current_epoch)}. Training ends here.")
             raise _BudgetSpent
         super().on_epoch_start()
-        self._epoch_started_at = training_clock()
 
     def on_epoch_end(self) -> None:
-        seconds = training_clock() - self._epoch_started_at
         before = self.training_seconds
-        self.training_seconds = self._same_on_every_rank(before + seconds)
+        seconds = self._count_time()
         self.logger.local_logger.my_fantastic_logging.setdefault(TRAINING_SECONDS_KEY, [])
         self.logger.log(TRAINING_SECONDS_KEY, self.training_seconds, self.current_epoch)
         steps = self.num_iterations_per_epoch
         budget = f" of the {self.budget_seconds:.0f} s budget" if self.budget_seconds is not None else ""
         self.print_to_log_file(f"Training time: {seconds:.2f} s for {steps} steps this epoch "
                                f"({steps / max(seconds, 1e-9):.2f} steps/s); {self.training_seconds:.1f} s{budget} "
-                               f"after {self.current_epoch + 1} epochs")
+                               f"after {_epochs(self.current_epoch + 1)}")
         super().on_epoch_end()  # nnU-Net: log, checkpoint_best, progress.png, current_epoch += 1
         if self.budget_seconds is not None:
             if _crossed(before, self.training_seconds, self.latest_checkpoint_every_s):
@@ -128,6 +132,13 @@ class TimedTraining:
         super().load_checkpoint(filename_or_checkpoint)
         logged = self.logger.local_logger.my_fantastic_logging.get(TRAINING_SECONDS_KEY) or [0.0]
         self.training_seconds = float(logged[-1])
+
+    def _count_time(self) -> float:
+        """Adds the time since the last count to ``training_seconds``; returns it."""
+        now = training_clock()
+        seconds, self._clock_mark = now - self._clock_mark, now
+        self.training_seconds = self._same_on_every_rank(self.training_seconds + seconds)
+        return seconds
 
     def _save_after_epoch(self, name: str) -> None:
         """Save as of the epoch that just ended (``on_epoch_end`` has already counted it; nnU-Net's
@@ -145,6 +156,10 @@ class TimedTraining:
         shared = [value]
         dist.broadcast_object_list(shared, src=0)
         return float(shared[0])
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'' if n == 1 else 's'}"
 
 
 def _crossed(before: float, after: float, every: float) -> bool:
