@@ -170,7 +170,7 @@ def _first_problem(base: str, rest: str) -> str:
         return f"a budget needs a data fraction first ({base}_frac100_{rest})"
     percent = parts[0][len("frac"):]
     if not (percent.isdigit() and not percent.startswith("0") and 1 <= int(percent) <= 100):
-        return f"the data fraction must be a whole percentage from 1 to 100 without leading zeros, got {percent!r}"
+        return f"the data fraction must be a whole percentage from 1 to 100 (no leading zeros), got {percent!r}"
     seen: list[str] = []
     for part in parts[1:]:
         if part == "notta":

@@ -137,7 +137,8 @@ def test_a_configuration_the_plans_lack_is_refused_before_nnunet_starts(trainer:
     plans = {"plans_name": "nnUNetPlans", "dataset_name": "Dataset998_Tiny", "configurations": {"2d": {}},
              "continue_training": False}
     cls = fraction_trainer(trainer) or {"RDViTTrainer": RDViTTrainer, "ViTTrainer": ViTTrainer}[trainer]
-    with pytest.raises(TrainerSetupError, match="plan it first with nnUNetv2_plan_and_preprocess -c 3d_lowres") as raised:
+    with pytest.raises(TrainerSetupError, match="plan it first with nnUNetv2_plan_and_preprocess -c 3d_lowres") \
+            as raised:
         cls(plans, "3d_lowres", 0, {}, torch.device("cpu"))
     assert MISSING_CONFIGURATION in str(raised.value)
 

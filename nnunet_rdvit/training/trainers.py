@@ -4,7 +4,8 @@ Each trainer is a small override of nnUNetTrainer: the network comes from ``netw
 ``network_kwargs``; AdamW with warm-up, polynomial decay and clipping at 1 replaces SGD; deep
 supervision is off; the ponder, balance and z-losses are added to nnU-Net's Dice+CE; ACT and MoE
 statistics are logged per epoch and drawn in ``aux_progress.png`` beside nnU-Net's ``progress.png``;
-checkpoints are written atomically (:mod:`nnunet_rdvit.training.checkpoints`). Subclass one of these (keeping the ``__init__`` signature) to change any of it.
+checkpoints are written atomically (:mod:`nnunet_rdvit.training.checkpoints`). Subclass one of these
+(keeping the ``__init__`` signature) to change any of it.
 """
 
 from __future__ import annotations
