@@ -47,7 +47,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_best_and_says_so(
         maybe_load_checkpoint(make_trainer(tiny_workspace, UNET, continue_training=True), True, False)
 
     (fold / "checkpoint_final.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(TrainerSetupError, match="checkpoint_final.pth cannot be read .*continue the training with --c"):
+    with pytest.raises(TrainerSetupError, match="checkpoint_final.pth cannot be read .*move it away or use another checkpoint"):
         maybe_load_checkpoint(make_trainer(tiny_workspace, UNET), continue_training=False, validation_only=True)
 
 

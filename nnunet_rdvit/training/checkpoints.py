@@ -27,10 +27,10 @@ class DamagedCheckpoint(Exception):
     """A checkpoint file that cannot be read as an nnU-Net training checkpoint."""
 
 
-def read_checkpoint(path: Path, device: torch.device) -> dict:
-    """The checkpoint at ``path``, or DamagedCheckpoint saying why it cannot be used."""
+def read_checkpoint(path: Path) -> dict:
+    """The checkpoint at ``path`` (on the CPU), or DamagedCheckpoint saying why it cannot be used."""
     try:
-        checkpoint = torch.load(path, map_location=device, weights_only=False)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # noqa: BLE001 - torch raises many kinds for a truncated or corrupt file
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise DamagedCheckpoint(f"{path} cannot be read ({reason}); it was probably cut short by a killed "
@@ -64,7 +64,7 @@ class CrashSafeCheckpoints:
             return
         path = Path(filename_or_checkpoint)
         try:
-            read_checkpoint(path, self.device)
+            read_checkpoint(path)
         except DamagedCheckpoint as damage:
             path = self._intact_alternative(path, damage)
         super().load_checkpoint(str(path))
@@ -79,7 +79,7 @@ class CrashSafeCheckpoints:
                 if not candidate.is_file():
                     continue
                 try:
-                    checkpoint = read_checkpoint(candidate, self.device)
+                    checkpoint = read_checkpoint(candidate)
                 except DamagedCheckpoint:
                     continue
                 self.print_to_log_file(f"WARNING: {damage}. Continuing from the last intact checkpoint, {candidate} "
@@ -87,8 +87,8 @@ class CrashSafeCheckpoints:
                 return candidate
             raise TrainerSetupError(f"{damage}, and no intact {' or '.join(later) or 'checkpoint'} is left to "
                                     f"continue from; move it away to train this fold again from the start")
-        raise TrainerSetupError(f"{damage}; continue the training with --c (it falls back to an intact "
-                                f"checkpoint) or move the file away")
+        raise TrainerSetupError(f"{damage}; move it away or use another checkpoint (nnUNetv2_train --c continues "
+                                f"from the last intact one)")
 
     def on_train_start(self) -> None:
         super().on_train_start()
