@@ -35,6 +35,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _minutes(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a time budget is a whole number of minutes, 1 or more (the trainer names "
+                                         f"get _min<M>), e.g. --minutes 30; got {text!r}")
+    return int(text)
+
+
 def _percent(text: str) -> int:
     value = text.strip().rstrip("%").strip()
     if not value.isdigit() or not 1 <= int(value) <= 100:
@@ -77,9 +84,14 @@ def _add_grid_arguments(parser: argparse.ArgumentParser) -> None:
     budget = parser.add_argument_group("training budget (the same for every trainer; part of the trainer names)")
     budget.add_argument("--epochs", type=_positive_int, help="epochs instead of nnU-Net's 1000 (needs --iterations)")
     budget.add_argument("--iterations", type=_positive_int,
-                        help="training iterations per epoch instead of 250 (needs --epochs)")
+                        help="training iterations per epoch instead of 250 (with --epochs, or with --minutes to end "
+                             "closer to the time budget)")
+    budget.add_argument("--minutes", type=_minutes,
+                        help="minutes of training per job instead of an epoch count (trainer names _min<M>): "
+                             "training ends at the first epoch boundary after it, with the learning-rate schedule "
+                             "over the budget; not with --epochs")
     budget.add_argument("--batch-size", type=_positive_int,
-                        help="batch size instead of the plans' (needs --epochs and --iterations)")
+                        help="batch size instead of the plans' (needs --epochs and --iterations, or --minutes)")
     budget.add_argument("--no-tta", action="store_true",
                         help="validate (and later predict) without test-time mirroring: 4× (2d) / 8× (3d) cheaper "
                              "inference, for CPUs; adds _notta to the trainer names")
@@ -142,13 +154,18 @@ def _grid(args: argparse.Namespace):
     from nnunet_rdvit.errors import UserError
     from nnunet_rdvit.experiments.grid import ExperimentGrid
     from nnunet_rdvit.experiments.nnunet_folders import check_preprocessed, nnunet_folder, resolve_dataset
-    from nnunet_rdvit.fraction_trainer_names import TrainingBudget
+    from nnunet_rdvit.fraction_trainer_names import TimeBudget, TrainingBudget
 
-    if (args.epochs is None) != (args.iterations is None):
-        raise UserError("give --epochs and --iterations together (the budget is epochs × iterations per epoch)")
-    if args.batch_size is not None and args.epochs is None:
-        raise UserError("--batch-size is part of a budget: give --epochs and --iterations too")
-    budget = TrainingBudget(args.epochs, args.iterations, args.batch_size) if args.epochs else None
+    if args.minutes is not None and args.epochs is not None:
+        raise UserError("a budget is either --epochs with --iterations, or --minutes (optionally with --iterations "
+                        "per epoch), not both")
+    if args.minutes is None and (args.epochs is None) != (args.iterations is None):
+        raise UserError("give --epochs and --iterations together (the budget is epochs × iterations per epoch), "
+                        "or --minutes")
+    if args.batch_size is not None and args.epochs is None and args.minutes is None:
+        raise UserError("--batch-size is part of a budget: give --epochs and --iterations, or --minutes, too")
+    budget = (TimeBudget(args.minutes, args.iterations, args.batch_size) if args.minutes
+              else TrainingBudget(args.epochs, args.iterations, args.batch_size) if args.epochs else None)
     preprocessed = nnunet_folder("nnUNet_preprocessed")
     dataset = resolve_dataset(args.dataset, preprocessed)
     if args.ablation and args.trainers:
