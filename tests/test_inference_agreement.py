@@ -33,9 +33,14 @@ def box_patient(root, name: str, lv_ed: int, lv_es: int, ed: int = 1, es: int = 
 
 
 def fake_prediction(root, name: str, indices: dict, ed: int = 1, es: int = 9) -> None:
+    """What predict writes for a patient whose images have the grid of :func:`box_patient`."""
     (root / name).mkdir(parents=True)
+    segmentations = {phase: f"{name}_frame{frame:02d}.nii.gz" for phase, frame in (("ED", ed), ("ES", es))}
     (root / name / "cardiac_indices.json").write_text(json.dumps(
-        {"patient": name, "frames": {"ED": ed, "ES": es}, "indices": indices}))
+        {"patient": name, "frames": {"ED": ed, "ES": es}, "segmentations": segmentations, "indices": indices}))
+    for segmentation in segmentations.values():
+        (root / name / segmentation.replace(".nii.gz", ".json")).write_text(json.dumps(
+            {"segmentation": segmentation, "shape": [40, 30, 6], "spacing_mm": list(SPACING)}))
 
 
 def test_ground_truth_indices_come_from_the_label_boxes(tmp_path, capsys) -> None:
