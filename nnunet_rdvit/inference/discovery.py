@@ -104,7 +104,7 @@ def _add_folder(inputs: Inputs, path: Path, flags: dict[str, int] | None) -> Non
 
 def find_patient_folders(path: Path) -> list[Path]:
     """``path`` itself if it holds ``Info.cfg``, else the folders with ``Info.cfg`` one or two levels down (a
-    patient folder's own sub-folders are not searched)."""
+    patient folder's own sub-folders are not searched), by name."""
     if (path / INFO_FILE).is_file():
         return [path]
     found = []
@@ -112,8 +112,8 @@ def find_patient_folders(path: Path) -> list[Path]:
         if (child / INFO_FILE).is_file():
             found.append(child)
         else:
-            found += sorted(p.parent for p in child.glob(f"*/{INFO_FILE}") if p.is_file())
-    return found
+            found += [p.parent for p in child.glob(f"*/{INFO_FILE}") if p.is_file()]
+    return sorted(found, key=lambda folder: (folder.name, folder))
 
 
 def is_label_name(path: Path) -> bool:
