@@ -1,10 +1,12 @@
 """``predict`` as a whole: inputs → model → one volume after another → per-patient indices → batch files.
 
-Problems with the run itself (inputs that do not exist, the model folder, the output folder) stop it before
-anything is written. A bad case (an unreadable volume, a broken ``Info.cfg``) is reported and the others
+Problems with the run itself (inputs that do not exist or are of the wrong kind, the model folder, an output
+folder that cannot be written or lies inside an input, another run holding it) stop it before anything is
+written. A bad case (an unreadable volume, a broken ``Info.cfg``) is reported and the others
 still run; :attr:`PredictResult.failures` lists them and the command then exits with status 2. Every file is
 written atomically, and only once everything it holds has been computed; an output folder this run created
-and left empty is removed again.
+and left empty is removed again. One run at a time writes into a folder (:mod:`nnunet_rdvit.output_lock`), and
+the folder-level files merge with earlier runs' (:mod:`nnunet_rdvit.inference.batch_files`).
 """
 
 from __future__ import annotations
