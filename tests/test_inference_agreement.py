@@ -189,3 +189,20 @@ def test_agreement_output_in_an_input_or_impossible(where, tmp_path, capsys) -> 
     (tmp_path / "notes.txt").write_text("in the way")
     _agreement_refused(capsys, [predicted_root, truth_root, "-o", out], message, [tmp_path])
     assert not (truth_root / "agree").exists()
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("[1, 2]", "TypeError: list indices must be integers or slices, not str"),
+    ('{"patient": "patient001", "indices": {}}', "KeyError: 'frames'"),
+    ('{"patient": "patient001", "frames": {"ED": 1, "ES": 9}, "indices": {"LV_EDV_ml": "big"}}', "KeyError: 'LV_ESV_ml'"),
+    ("{not json", "JSONDecodeError: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+])
+def test_a_damaged_prediction_record_is_named(content, problem, tmp_path, capsys) -> None:
+    box_patient(tmp_path / "gt", "patient001", 12, 6)
+    fake_prediction(tmp_path / "pred", "patient001", {k: 1.0 for k in INDICES})
+    record = tmp_path / "pred" / "patient001" / "cardiac_indices.json"
+    record.write_text(content)
+    _agreement_refused(capsys, [tmp_path / "pred", tmp_path / "gt", "-o", tmp_path / "agree"], f"{record} is not a "
+                       f"cardiac_indices.json written by predict ({problem}); run predict again into that folder, or "
+                       f"remove the file", [tmp_path])
+    assert not (tmp_path / "agree").exists()

@@ -222,12 +222,15 @@ def test_model_folder_without_final_checkpoint(tiny_workspace, tiny_trained_mode
                    f"checkpoint_latest.pth to use it)", tmp_path / "out", [image])
     expect_refusal(capsys, ["-i", image, "-m", tiny_trained_model, "--checkpoint", "checkpoint_bset.pth"],
                    f"no trained fold in {tiny_trained_model}: no fold_N/checkpoint_bset.pth (found "
-                   f"checkpoint_final.pth in fold_0: pass --checkpoint checkpoint_final.pth to use it)",
+                   f"checkpoint_best.pth, checkpoint_final.pth in fold_0: pass --checkpoint checkpoint_final.pth "
+                   f"to use it)",
                    tmp_path / "out", [image])
     expect_refusal(capsys, ["-i", image, "-m", tiny_trained_model, "--checkpoint", "fold_0/checkpoint_final.pth"],
                    "--checkpoint 'fold_0/checkpoint_final.pth' is not a file name: it names the checkpoint file "
                    "inside each fold_N (e.g. checkpoint_best.pth); pass the model folder with -m", tmp_path / "out",
                    [image])
+    expect_refusal(capsys, ["-i", image, "-m", tiny_trained_model, "-f", "0", "0"],
+                   "fold(s) 0 given more than once; an ensemble takes each fold once", tmp_path / "out", [image])
     expect_refusal(capsys, ["-i", image, "-m", tiny_trained_model, "-f", "0", "3"],
                    f"fold(s) 3 have no checkpoint_final.pth in {tiny_trained_model} (available: 0)",
                    tmp_path / "out", [image])
@@ -289,7 +292,7 @@ def test_output_folder_holding_the_inputs(tiny_workspace, tiny_trained_model, tm
     folder = tmp_path / "in"
     image = save_nifti(folder / "case.nii.gz", synthetic_image(tiny_workspace), AFFINE)
     before = sha256(image)
-    code, _, err = run_cli(capsys, "predict", "-i", folder, "-m", tiny_trained_model, "-o", folder, "--no-progress")
+    code, _, err = run_cli(capsys, "predict", "-i", image, "-m", tiny_trained_model, "-o", folder, "--no-progress")
     assert code == 2 and sha256(image) == before and [p.name for p in folder.iterdir()] == ["case.nii.gz"]
     assert err.strip().endswith(f"the output folder {folder} holds the input case.nii.gz; choose an output folder "
                                 f"without inputs (outputs would sit beside, or replace, the originals)")

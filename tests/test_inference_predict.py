@@ -166,14 +166,14 @@ def test_runs_into_one_folder_merge_their_batch_files(tiny_workspace, tiny_train
     assert [row.split(",")[0] for row in rows[1:]] == ["patient101", "patient102"]
     assert rows[1] == (out / "patient101" / "cardiac_indices.csv").read_text().splitlines()[1]
 
-    other = tmp_path / "other_model"
-    other.mkdir()
+    other = tmp_path / "Dataset903_Other" / tiny_trained_model.name  # the same trainer for another dataset
+    other.mkdir(parents=True)
     for name in ("dataset.json", "plans.json", "fold_0"):
         (other / name).symlink_to(tiny_trained_model / name)
     before = {p: sha256(p) for p in files_under(out)}
     code, _, err = run_cli(capsys, "predict", "-i", testing / "patient102", "-o", out, "-m", other, "--no-progress")
-    assert code == 2 and err.strip().splitlines()[-1].startswith(
+    assert code == 2 and err.strip().splitlines() == [
         f"nnunet-rdvit predict: error: {out} holds the outputs of another model (RDViTTrainer_tiny 2d folds 0 "
         f"checkpoint_final.pth from {tiny_trained_model}; this run: RDViTTrainer_tiny 2d folds 0 checkpoint_final.pth "
-        f"from {other}); one output folder holds one model's outputs, so pass a new output folder")
+        f"from {other}); one output folder holds one model's outputs, so pass a new output folder"]
     assert {p: sha256(p) for p in files_under(out)} == before

@@ -106,9 +106,15 @@ def _predicted_records(predictions: Path) -> dict[str, dict]:
     for path in sorted(predictions.glob(f"*/{INDICES_FILE}")):
         try:
             record = json.loads(path.read_text())
-            records[record["patient"]] = record
-        except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as error:
-            raise UserError(f"{path} is not a cardiac_indices.json written by predict ({error})") from None
+            frames = {phase: int(record["frames"][phase]) for phase in PHASES}
+            values = [record["indices"][index] for index in INDICES]
+            if not isinstance(record["patient"], str) or not all(v is None or isinstance(v, (int, float))
+                                                                 for v in values):
+                raise TypeError("a patient name and numeric indices are expected")
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise UserError(f"{path} is not a cardiac_indices.json written by predict ({type(error).__name__}: "
+                            f"{error}); run predict again into that folder, or remove the file") from None
+        records[record["patient"]] = {**record, "frames": frames}
     if not records:
         raise UserError(f"{predictions} has no <patient>/{INDICES_FILE}; run `nnunet-rdvit predict` on patient "
                         f"folders (with Info.cfg, or --ed/--es) and pass its output folder")

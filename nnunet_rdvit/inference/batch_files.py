@@ -103,8 +103,10 @@ def _earlier_introspection_rows(output: Path, redone_cases: set[str]) -> list[di
 
 
 def _identity(model: dict) -> tuple:
-    folder = model.get("folder")
-    return (str(Path(folder).resolve()) if folder else None, *(json.dumps(model.get(key)) for key in _MODEL_IDENTITY))
+    """Dataset and model folder names (not the absolute path: nnUNet_results may move), trainer, configuration,
+    folds, checkpoint."""
+    folder = Path(model.get("folder") or "")
+    return (folder.parent.name, folder.name, *(json.dumps(model.get(key)) for key in _MODEL_IDENTITY))
 
 
 def _shown(model: dict) -> str:

@@ -148,6 +148,9 @@ def _resolve_folds(folder: Path, folds: Sequence[int | str] | None, checkpoint: 
             raise UserError(f"no trained fold in {folder}: no fold_N/{checkpoint}" + _other_checkpoints(folder))
         return available
     wanted = [f if f == "all" else int(f) for f in folds]
+    repeated = sorted({str(f) for f in wanted if wanted.count(f) > 1})
+    if repeated:
+        raise UserError(f"fold(s) {', '.join(repeated)} given more than once; an ensemble takes each fold once")
     missing = [f for f in wanted if not (folder / f"fold_{f}" / checkpoint).is_file()]
     if missing:
         raise UserError(f"fold(s) {', '.join(map(str, missing))} have no {checkpoint} in {folder} (available: "
