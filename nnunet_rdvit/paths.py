@@ -5,6 +5,7 @@ that cannot be created or written, an output that would land inside an input.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
@@ -94,3 +95,47 @@ def remove_if_empty(folder: Path, created: bool) -> None:
     """Remove ``folder`` again if this run created it and left it empty."""
     if created and folder.is_dir() and not any(folder.iterdir()):
         os.rmdir(folder)
+
+
+def require_file(path: Path, what: str) -> Path:
+    """``path`` if it is a regular file; else :class:`UserError` saying what is there instead."""
+    kind = kind_of(path)
+    if kind == "missing":
+        raise UserError(f"{what} {path} does not exist; pass an existing file")
+    if kind != "a file":
+        raise UserError(f"{what} {path} is {kind}, not a regular file; pass a file")
+    return path
+
+
+def creatable_folder_problem(path: Path) -> str | None:
+    """Why ``path`` can neither be created as a folder nor written into as one, else None; for checks before a
+    command starts, when nothing may be created yet (:func:`prepare_output_folder` creates the folder).
+
+    Permission bits do not tell (root passes every ``access`` check, yet cannot create folders under /proc),
+    so this tries: it creates the outermost missing folder of ``path`` and removes it again, or, for an
+    existing folder, creates and removes a hidden temporary folder in it. Nothing is left behind.
+    """
+    kind = kind_of(path)
+    if kind == "a folder":
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".nnunet_rdvit-write-test-", dir=path))
+        except OSError as error:
+            return f"{path} cannot be written into ({error.strerror or error})"
+        return None
+    if not kind.startswith("missing"):
+        return f"{path} is {kind}, not a folder"
+    outermost = Path(os.path.abspath(path))
+    while kind_of(outermost.parent).startswith("missing"):  # ends at the root folder at the latest
+        outermost = outermost.parent
+    parent_kind = kind_of(outermost.parent)
+    if parent_kind != "a folder":
+        return f"{path} cannot be created: {outermost.parent} is {parent_kind}, not a folder"
+    try:
+        outermost.mkdir()
+    except FileExistsError:  # created meanwhile, e.g. by another rank of the same torchrun job
+        return None
+    except OSError as error:
+        return f"{path} cannot be created ({error.strerror or error})"
+    with contextlib.suppress(OSError):  # gone or no longer empty: another process has taken it over
+        outermost.rmdir()
+    return None
