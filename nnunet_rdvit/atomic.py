@@ -31,8 +31,17 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
-def is_atomic_temporary(path: Path) -> bool:
-    """True if ``path``'s name is that of an :func:`atomic_path` temporary (left behind only by a killed run)."""
+def leftover_temporaries(folder: str | os.PathLike, name_pattern: str = "*") -> list[Path]:
+    """Temporary files :func:`atomic_path` left in ``folder`` for targets matching ``name_pattern`` (a glob): a
+    process killed inside the block cannot remove its own, so the next writer of the folder does. Only names
+    ``atomic_path`` makes count (``.NAME.`` + 8 random characters + NAME's suffixes), not any hidden file.
+
+    Call it only where no live writer can be at work (under the folder's lock, or for files only one run
+    writes): the temporary of a write in progress looks the same."""
+    return sorted(path for path in Path(folder).glob(f".{name_pattern}.*") if _is_temporary(path))
+
+
+def _is_temporary(path: Path) -> bool:
     match = _TEMPORARY.fullmatch(path.name)
     return bool(match) and match["suffix"] == _temporary_suffix(match["name"])
 

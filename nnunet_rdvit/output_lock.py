@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from nnunet_rdvit.atomic import is_atomic_temporary
+from nnunet_rdvit.atomic import leftover_temporaries
 from nnunet_rdvit.errors import UserError
 
 LOCK_FILE = ".nnunet-rdvit.lock"
@@ -49,12 +49,12 @@ def output_lock(folder: Path, command: str, clean_depth: int = 1) -> Iterator[Pa
 
 def remove_stale_temporaries(folder: Path, depth: int) -> list[Path]:
     """Delete the atomic-write temporaries in ``folder`` and ``depth`` levels below it; call only under the lock."""
-    removed = []
-    for level in range(depth + 1):
-        for path in folder.glob("/".join(["*"] * (level + 1))):
-            if path.is_file() and not path.is_symlink() and is_atomic_temporary(path):
-                path.unlink(missing_ok=True)
-                removed.append(path)
+    folders = [folder] + [sub for level in range(1, depth + 1) for sub in folder.glob("/".join(["*"] * level))
+                          if sub.is_dir() and not sub.is_symlink()]
+    removed = [path for sub in folders for path in leftover_temporaries(sub)
+               if path.is_file() and not path.is_symlink()]
+    for path in removed:
+        path.unlink(missing_ok=True)
     return removed
 
 
