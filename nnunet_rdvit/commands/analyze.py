@@ -13,6 +13,7 @@ from pathlib import Path
 from nnunet_rdvit.commands.model_arguments import fold, tile_step
 
 NAME = "analyze"
+MAX_PERMUTATIONS = 100_000
 HELP = ("Analyse a trained RD-ViT fold on its validation cases (or any labelled folder): Dice against inference "
         "loops with ACT on and off, ACT halting on structure boundaries vs interiors, MoE expert specialisation, "
         "and ponder/MoE training curves; writes report.json, report.md and figures.")
@@ -21,6 +22,14 @@ HELP = ("Analyse a trained RD-ViT fold on its validation cases (or any labelled 
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _permutations(text: str) -> int:
+    """Permutations of the expert-specialisation baseline: 100,000 already resolve p-values to 1e-5."""
+    if not text.isdigit() or int(text) > MAX_PERMUTATIONS:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to {MAX_PERMUTATIONS} (p-values resolve to "
+                                         f"1/(1 + N); more only costs time), got {text!r}")
     return int(text)
 
 
@@ -54,8 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "default: 2^axes times slower)")
     parser.add_argument("--step-size", type=tile_step, default=0.5,
                         help="sliding-window step as a fraction of the patch (default 0.5, nnU-Net's)")
-    parser.add_argument("--permutations", type=_count, default=1000,
-                        help="label permutations for the expert-specialisation baseline (default 1000)")
+    parser.add_argument("--permutations", type=_permutations, default=1000,
+                        help="label permutations for the expert-specialisation baseline (default 1000, at most "
+                             f"{MAX_PERMUTATIONS})")
     parser.add_argument("--examples", type=_count, default=3,
                         help="cases drawn in the halting-map example figure (default 3)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
