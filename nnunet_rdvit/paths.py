@@ -8,6 +8,7 @@ is never reported as missing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
@@ -72,9 +73,21 @@ def creatable_folder_problem(path: str | os.PathLike) -> str | None:
         if parent_kind != "a folder":
             return f"{path} cannot be created: {first_missing.parent} is {parent_kind}, not a folder"
         first_missing.mkdir()
-        first_missing.rmdir()
+    except FileExistsError:  # created meanwhile, e.g. by another rank of the same torchrun job
+        return None
     except OSError as error:
         return f"{path} cannot be {'written into' if kind == 'a folder' else 'created'} ({error.strerror})"
+    with contextlib.suppress(OSError):  # gone or no longer empty: another process has taken it over
+        first_missing.rmdir()
+    return None
+
+
+def inside_problem(output: str | os.PathLike, source: str | os.PathLike) -> str | None:
+    """Why writing to ``output`` would write into the input folder ``source`` (the same or a sub-folder), else None."""
+    output_resolved, source_resolved = Path(output).expanduser().resolve(), Path(source).expanduser().resolve()
+    if output_resolved.is_relative_to(source_resolved):
+        where = "is" if output_resolved == source_resolved else "is inside"
+        return f"{output} {where} the input folder {source}, which is never written to"
     return None
 
 

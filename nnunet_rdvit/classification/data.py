@@ -18,7 +18,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from nnunet_rdvit.classification.distributed import DistributedContext
-from nnunet_rdvit.errors import UserError
+from nnunet_rdvit.errors import UserError, first_sentence
+from nnunet_rdvit.paths import existing_folder_problem
 
 
 @dataclass
@@ -34,18 +35,43 @@ class Augmentation:
     cutmix: float = 0.0
 
 
+class UnreadableImage(UserError):
+    """An image file of the dataset that cannot be decoded, named with the fix.
+
+    Raised while loading, possibly in a DataLoader worker, which torch re-raises in the main process as the
+    same class with the worker's whole traceback as its message; the constructor keeps only the original
+    message (the traceback's last line), so the user still sees one line.
+    """
+
+    def __init__(self, message: str):
+        marker = f"{type(self).__name__}: "
+        super().__init__(message.strip().rsplit(marker, 1)[-1] if message.startswith("Caught ") else message)
+
+
+def load_rgb(path: str):
+    """torchvision's default image loader (PIL, converted to RGB), with undecodable files named."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as file:
+            return Image.open(file).convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as error:  # truncated, not an image, corrupt
+        reason = ("not in an image format PIL recognises" if isinstance(error, UnidentifiedImageError) else
+                  first_sentence(error))
+        raise UnreadableImage(f"{path} is not a readable image ({reason}); replace or remove it") from None
+
+
 def image_folder(root: Path, split: str, transform: Callable | None = None) -> Dataset:
     """``root/split`` as a torchvision ImageFolder, with the problems a user can fix named."""
     from torchvision.datasets import ImageFolder
 
     folder = Path(root) / split
-    if not folder.is_dir():
-        raise UserError(f"dataset folder {folder} does not exist; expected the ImageNet layout "
-                        f"{Path(root) / split}/<class name>/<image files>")
+    if problem := existing_folder_problem(folder):
+        raise UserError(f"dataset folder {problem}; expected the ImageNet layout {folder}/<class name>/<image files>")
     if not any(p.is_dir() for p in folder.iterdir()):
         raise UserError(f"{folder} has no class folders; put each class's images in {folder}/<class name>/")
     try:
-        return ImageFolder(folder, transform=transform)
+        return ImageFolder(folder, transform=transform, loader=load_rgb)
     except FileNotFoundError as error:
         raise UserError(f"{folder}: {error}; every class folder needs at least one image "
                         "(.jpg, .jpeg, .png, .ppm, .bmp, .pgm, .tif, .tiff, .webp)") from error

@@ -156,6 +156,9 @@ def evaluate_checkpoint(checkpoint: Path, data: Path, split: str, output: Path |
     accuracy against inference steps; rank 0 writes eval.json and the figures to ``output``."""
     ctx = setup_distributed(device)
     model, state = _load_model(checkpoint)
+    if loops and model.trained_loops is None:
+        raise UserError(f"{state['model_name']} in {checkpoint} is not a recurrent model, so it has no inference "
+                        "steps to sweep; drop --loops")
     model.to(ctx.device)
     dataset = image_folder(data, split, create_transforms(model, None))
     check_same_classes(state["class_names"], dataset.classes, f"{data}/{split}")
