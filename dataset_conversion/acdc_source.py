@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_rdvit.errors import UserError
-from nnunet_rdvit.paths import existing_folder_problem, path_kind
+from nnunet_rdvit.paths import kind_of, require_folder
 
 SUBSETS = ("training", "testing")
 GROUPS = ("DCM", "HCM", "MINF", "NOR", "RV")
@@ -82,11 +82,11 @@ def read_acdc_source(raw_dir: Path, progress: bool = True) -> list[AcdcPatient]:
 
 
 def _find_patient_dirs(raw_dir: Path) -> list[tuple[str, Path]]:
-    if problem := existing_folder_problem(raw_dir):
-        raise UserError(f"ACDC folder: {problem}; pass the ACDC folder that contains training/")
-    if path_kind(raw_dir / "training") not in ("missing", "a folder"):
-        raise UserError(f"{raw_dir / 'training'} is {path_kind(raw_dir / 'training')}; the ACDC training/ entry "
-                        f"must be a folder of patient folders")
+    require_folder(raw_dir, "ACDC folder")
+    training_kind = kind_of(raw_dir / "training")
+    if training_kind not in ("missing", "a folder"):
+        raise UserError(f"{raw_dir / 'training'} is {training_kind}; the ACDC training/ entry must be a folder of "
+                        "patient folders")
     if not (raw_dir / "training").is_dir():
         if any(_PATIENT_DIR.match(entry.name) for entry in raw_dir.iterdir() if entry.is_dir()):
             raise UserError(f"{raw_dir} holds patient folders itself; pass the ACDC folder that contains "
@@ -113,7 +113,7 @@ def _read_patient(raw_dir: Path, subset: str, folder: Path) -> tuple[AcdcPatient
     problems: list[str] = []
     info_path = folder / "Info.cfg"
     if not info_path.is_file():
-        kind = path_kind(info_path)
+        kind = kind_of(info_path)
         return None, ["Info.cfg is missing" if kind == "missing" else f"Info.cfg is {kind}, not a text file"]
     info_bytes = info_path.read_bytes()
     info, info_problems = parse_info_cfg(info_bytes.decode("utf-8", errors="replace"),
@@ -209,7 +209,7 @@ def _check_volume(raw_dir: Path, path: Path, role: str, is_label: bool,
 
     what = "label" if is_label else "image"
     if not path.is_file():
-        kind = path_kind(path)
+        kind = kind_of(path)
         if kind != "missing":
             return None, [f"{path.name} is {kind}, not a NIfTI file ({what} of the {role} named in Info.cfg)"]
         return None, [f"{path.name} is missing ({what} of the {role} named in Info.cfg)"] if required else []

@@ -158,7 +158,8 @@ def test_an_input_folder_that_is_a_file_is_named_as_such(command: list[str], cap
 
 def test_an_input_file_that_is_a_folder_is_named_as_such(capsys) -> None:
     Path("run").mkdir()
-    line = fails(capsys, ["classify", "eval", "--checkpoint", "run", "--data", "."], "run is a folder, not a regular file")
+    line = fails(capsys, ["classify", "eval", "--checkpoint", "run", "--data", "."],
+                 "run is a folder, not a regular file")
     assert "does not exist" not in line
 
 
@@ -271,7 +272,7 @@ def test_demo_plans_with_one_worker_when_training_uses_none(monkeypatch, capsys)
 @pytest.mark.parametrize("variable, value, expected", [
     ("nnUNet_preprocessed", None, "nnUNet_preprocessed is not set"),
     ("nnUNet_preprocessed", "{file}", "a_file is a file, not a folder; point nnUNet_preprocessed to the existing"),
-    ("nnUNet_results", "{file}", "a_file is a file, not a folder; point nnUNet_results to a writable"),
+    ("nnUNet_results", "{file}", "a_file is a file, not a folder; point nnUNet_results to a folder you can write to"),
 ])
 def test_experiment_needs_usable_nnunet_folders(variable: str, value: str | None, expected: str,
                                                 preprocessed: Path, monkeypatch, capsys) -> None:
@@ -333,7 +334,7 @@ def test_classify_output_inside_the_dataset_is_refused(action: str, images: Path
     else:
         argv = ["classify", "eval", "--checkpoint", checkpoint, "--data", images, "-o", images / "val", "--device",
                 "cpu", "--workers", "0"]
-    fails(capsys, argv, "is inside the input folder", "choose an -o/--output outside --data")
+    fails(capsys, argv, "is inside the input folder", "pass a -o/--output folder outside every input")
 
 
 def test_classify_eval_refuses_a_split_that_is_not_a_folder_name(images: Path, checkpoint: Path, capsys) -> None:

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from nnunet_rdvit.classification.distributed import DistributedContext
 from nnunet_rdvit.errors import UserError, first_sentence
-from nnunet_rdvit.paths import existing_folder_problem
+from nnunet_rdvit.paths import kind_of
 
 
 @dataclass
@@ -66,8 +66,11 @@ def image_folder(root: Path, split: str, transform: Callable | None = None) -> D
     from torchvision.datasets import ImageFolder
 
     folder = Path(root) / split
-    if problem := existing_folder_problem(folder):
-        raise UserError(f"dataset folder {problem}; expected the ImageNet layout {folder}/<class name>/<image files>")
+    kind = kind_of(folder)
+    if kind != "a folder":
+        problem = "does not exist" if kind == "missing" else f"is {kind}, not a folder"
+        raise UserError(f"dataset folder {folder} {problem}; expected the ImageNet layout "
+                        f"{folder}/<class name>/<image files>")
     if not any(p.is_dir() for p in folder.iterdir()):
         raise UserError(f"{folder} has no class folders; put each class's images in {folder}/<class name>/")
     try:

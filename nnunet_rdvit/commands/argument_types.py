@@ -13,7 +13,8 @@ import math
 from pathlib import Path
 from typing import Callable
 
-from nnunet_rdvit.paths import creatable_folder_problem, existing_file_problem, existing_folder_problem
+from nnunet_rdvit.errors import UserError
+from nnunet_rdvit.paths import creatable_folder_problem, require_file, require_folder
 
 
 def int_in_range(minimum: int, maximum: int | None = None, why: str = "") -> Callable[[str], int]:
@@ -41,7 +42,7 @@ non_negative_int = int_in_range(0)
 def float_in_range(minimum: float, maximum: float = math.inf, *, include_minimum: bool = True,
                    why: str = "") -> Callable[[str], float]:
     """A finite number in ``[minimum, maximum]`` (``(minimum, maximum]`` without ``include_minimum``); NaN and
-    infinities are refused, as no recipe setting means anything with them."""
+    infinities are refused, as no setting means anything with them."""
     low = "[" if include_minimum else "("
     expected = (f"a finite number in {low}{minimum:g}, {maximum:g}]" if math.isfinite(maximum) else
                 f"a finite number {'≥' if include_minimum else '>'} {minimum:g}")
@@ -67,24 +68,31 @@ probability = float_in_range(0.0, 1.0)
 
 def existing_folder(text: str) -> Path:
     """A folder that exists (not a file of the same name)."""
-    return _checked(text, existing_folder_problem, "give an existing folder")
+    return _checked(text, lambda path: require_folder(path, "folder"))
 
 
 def existing_file(text: str) -> Path:
     """A regular file that exists (not a folder, pipe or device)."""
-    return _checked(text, existing_file_problem, "give an existing file")
+    return _checked(text, lambda path: require_file(path, "file"))
 
 
 def output_folder(text: str) -> Path:
-    """A folder that exists and is writable, or that can be created; see :func:`creatable_folder_problem`."""
-    return _checked(text, creatable_folder_problem, "choose a folder you can write to")
+    """A writable folder, or one that can be created (see :func:`creatable_folder_problem`); not created here."""
+    def check(path: Path) -> None:
+        problem = creatable_folder_problem(path)
+        if problem is not None:
+            raise UserError(f"{problem}; choose a folder you can write to")
+
+    return _checked(text, check)
 
 
-def _checked(text: str, problem_of: Callable[[Path], str | None], fix: str) -> Path:
+def _checked(text: str, check: Callable[[Path], object]) -> Path:
+    """``text`` as a path, after ``check`` (which raises UserError) has passed; its message goes to argparse."""
     if not text.strip():
         raise argparse.ArgumentTypeError(f"expected a path, got {text!r}")
     path = Path(text).expanduser()
-    problem = problem_of(path)
-    if problem is not None:
-        raise argparse.ArgumentTypeError(f"{problem}; {fix}")
+    try:
+        check(path)
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     return path

@@ -13,7 +13,7 @@ from typing import Any
 from nnunet_rdvit.commands.argument_types import (existing_file, existing_folder, float_in_range,
                                                   non_negative_float, non_negative_int, output_folder,
                                                   positive_float, positive_int, probability)
-from nnunet_rdvit.paths import inside_problem
+from nnunet_rdvit.paths import check_output_outside
 
 NAME = "classify"
 HELP = ("ImageNet-style classification with ViT, bViT, RD-ViT, Edge-RecViT and Raptor students: "
@@ -147,8 +147,7 @@ def _output(args: argparse.Namespace) -> Path:
         output = args.resume.parent
     else:
         raise UserError("give -o/--output, the folder for the checkpoints and history")
-    if problem := inside_problem(output, args.data):
-        raise UserError(f"{problem} (a folder in it would count as a class); choose an -o/--output outside --data")
+    check_output_outside(output, [args.data], "-o/--output")  # in --data it would even count as a class
     return output
 
 

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_rdvit.errors import UserError
     from nnunet_rdvit.experiments.nnunet_folders import nnunet_folder
     from nnunet_rdvit.experiments.runner import plan_jobs, print_dry_run, resolve_devices, run_jobs
-    from nnunet_rdvit.paths import make_output_folder
+    from nnunet_rdvit.paths import prepare_output_folder
 
     grid = _grid(args)
     results = nnunet_folder("nnUNet_results", must_exist=args.action == "aggregate")
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print_dry_run(grid, planned)
         return 0
-    make_output_folder(args.output, "-o/--output")  # before hours of training, which log into it
+    prepare_output_folder(args.output, "-o/--output")  # before hours of training, which log into it
     failures = run_jobs(grid, planned, gpus, results, args.output / "logs")
     if len(failures) < len(planned):  # some job has finished: summarise it
         _aggregate(grid, results, args, device)
@@ -167,7 +167,7 @@ def _aggregate(grid, results: Path, args: argparse.Namespace, device: str) -> No
     from nnunet_rdvit.experiments.nnunet_folders import nnunet_folder
     from nnunet_rdvit.experiments.report import ExperimentResults, ablation_table, dice_table, write_report
     from nnunet_rdvit.experiments.stats import paired_comparisons
-    from nnunet_rdvit.paths import make_output_folder
+    from nnunet_rdvit.paths import prepare_output_folder
 
     collected = collect_validation_scores(grid, results, nnunet_folder("nnUNet_preprocessed"),
                                           with_hd95=not args.no_hd95)
@@ -177,7 +177,7 @@ def _aggregate(grid, results: Path, args: argparse.Namespace, device: str) -> No
                         f"in {grid.model_dir(results, jobs[0])}" + (" or the other jobs' folders" if len(jobs) > 1
                                                                     else "")
                         + "; run `nnunet-rdvit experiment run` with the same grid arguments first")
-    make_output_folder(args.output, "-o/--output")
+    prepare_output_folder(args.output, "-o/--output")
     print(f"\nAggregating {grid.dataset} into {args.output}", flush=True)
     pairs = args.compare or [(grid.trainers[0], other) for other in grid.trainers[1:]]
     metrics = ("dice",) if args.no_hd95 else ("dice", "hd95")

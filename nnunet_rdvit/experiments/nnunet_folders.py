@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from nnunet_rdvit.errors import UserError, first_sentence
-from nnunet_rdvit.paths import creatable_folder_problem, existing_folder_problem
+from nnunet_rdvit.paths import creatable_folder_problem, kind_of
 
 
 def nnunet_folder(variable: str, must_exist: bool = True) -> Path:
@@ -21,10 +21,15 @@ def nnunet_folder(variable: str, must_exist: bool = True) -> Path:
         raise UserError(f"{variable} is not set: export {variable}=/path/to/{variable} (nnU-Net's folder "
                         f"variables must be set as for nnUNetv2_train)")
     path = Path(value).expanduser().resolve()
-    problem = existing_folder_problem(path) if must_exist else creatable_folder_problem(path)
-    if problem is not None:
-        raise UserError(f"{variable}={value}: {problem}; point {variable} to "
-                        f"{'the existing' if must_exist else 'a writable'} nnU-Net folder")
+    if not must_exist:
+        problem = creatable_folder_problem(path)
+        if problem is not None:
+            raise UserError(f"{variable}: {problem}; point {variable} to a folder you can write to")
+        return path
+    kind = kind_of(path)
+    if kind != "a folder":
+        what = "does not exist" if kind.startswith("missing") else f"is {kind}, not a folder"
+        raise UserError(f"{variable}: {path} {what}; point {variable} to the existing nnU-Net folder")
     return path
 
 
