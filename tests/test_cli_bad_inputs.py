@@ -294,10 +294,34 @@ def test_experiment_names_a_damaged_nnunet_file(damaged: str, content: str, expe
     fails(capsys, ["experiment", "run", *GRID, "--dry-run"], expected)
 
 
+@pytest.mark.parametrize("inside", ["nnUNet_preprocessed/Dataset901_Fake", "nnUNet_results/Dataset901_Fake/report"])
+def test_experiment_output_inside_the_nnunet_dataset_folders_is_refused(inside: str, preprocessed: Path,
+                                                                        capsys) -> None:
+    Path("nnUNet_results/Dataset901_Fake").mkdir()
+    fails(capsys, ["experiment", "aggregate", *GRID, "-o", inside], "the input folder",
+          "pass a -o/--output folder outside every input")
+
+
+def test_experiment_test_set_needs_nnunet_raw_before_training(preprocessed: Path, monkeypatch, capsys) -> None:
+    monkeypatch.delenv("nnUNet_raw")
+    fails(capsys, ["experiment", "run", *GRID, "--test", "--dry-run"], "nnUNet_raw is not set")
+
+
 def test_aggregate_with_nothing_finished_says_so_and_writes_nothing(preprocessed: Path, capsys) -> None:
     fails(capsys, ["experiment", "aggregate", *GRID, "-o", "report"], "none of the grid's 1 job(s) has finished",
           "RDViTTrainer_frac100__nnUNetPlans__2d", "experiment run")
     assert not Path("report").exists()
+
+
+def test_run_where_every_job_failed_reports_the_failures_not_an_empty_summary(preprocessed: Path, monkeypatch,
+                                                                             capsys) -> None:
+    from nnunet_rdvit.experiments import runner
+
+    monkeypatch.setattr(runner, "run_jobs", lambda grid, planned, *rest: [(job.job, "exit code 1") for job in planned])
+    assert main(["experiment", "run", *GRID, "--device", "cpu", "-o", "report"]) == 2
+    err = capsys.readouterr().err
+    assert "1 of 1 job(s) failed: RDViTTrainer_frac100 2d fold 0 (exit code 1)" in err and "none of" not in err
+    assert not any(Path("report").iterdir())  # created before training (for the logs); no tables written
 
 
 def test_aggregate_names_a_damaged_validation_summary(preprocessed: Path, capsys) -> None:

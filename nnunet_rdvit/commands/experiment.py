@@ -104,10 +104,14 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_rdvit.errors import UserError
     from nnunet_rdvit.experiments.nnunet_folders import nnunet_folder
     from nnunet_rdvit.experiments.runner import plan_jobs, print_dry_run, resolve_devices, run_jobs
-    from nnunet_rdvit.paths import prepare_output_folder
+    from nnunet_rdvit.paths import check_output_outside, prepare_output_folder
 
     grid = _grid(args)
     results = nnunet_folder("nnUNet_results", must_exist=args.action == "aggregate")
+    inputs = [nnunet_folder("nnUNet_preprocessed") / grid.dataset, results / grid.dataset]
+    if args.test:
+        inputs.append(nnunet_folder("nnUNet_raw") / grid.dataset)  # checked now, not after the training
+    check_output_outside(args.output, inputs, "-o/--output")
     if args.action == "aggregate":
         _aggregate(grid, results, args, resolve_devices(args.device, args.gpus)[0] if args.test else "cpu")
         return 0
