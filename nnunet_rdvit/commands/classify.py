@@ -13,7 +13,7 @@ from typing import Any
 from nnunet_rdvit.commands.argument_types import (existing_file, existing_folder, float_in_range,
                                                   non_negative_float, non_negative_int, output_folder,
                                                   positive_float, positive_int, probability)
-from nnunet_rdvit.paths import check_output_outside
+from nnunet_rdvit.paths import check_output_outside, creatable_folder_problem
 
 NAME = "classify"
 HELP = ("ImageNet-style classification with ViT, bViT, RD-ViT, Edge-RecViT and Raptor students: "
@@ -148,6 +148,8 @@ def _output(args: argparse.Namespace) -> Path:
     else:
         raise UserError("give -o/--output, the folder for the checkpoints and history")
     check_output_outside(output, [args.data], "-o/--output")  # in --data it would even count as a class
+    if args.output is None and (problem := creatable_folder_problem(output)):  # -o was checked while parsing
+        raise UserError(f"{problem}; pass -o/--output, a folder you can write to")
     return output
 
 
