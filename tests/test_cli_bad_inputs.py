@@ -371,6 +371,11 @@ def test_classify_eval_refuses_loops_for_a_model_without_recurrence(images: Path
                    "--workers", "0"], "is not a recurrent model", "drop --loops")
 
 
+def test_classify_distill_refuses_more_blocks_than_teacher_layers(images: Path, checkpoint: Path, capsys) -> None:
+    fails(capsys, ["classify", "distill", "--data", images, "-o", "student", "--teacher", checkpoint, "--blocks", "99",
+                   *RUN], "--blocks 99 is more recurrent blocks than the teacher has layers")
+
+
 def test_classify_names_a_damaged_checkpoint(images: Path, capsys) -> None:
     Path("broken.pt").write_bytes(b"\x80\x02not a torch file")
     fails(capsys, ["classify", "train", "--data", images, "-o", "out", "--resume", "broken.pt", *RUN],

@@ -95,6 +95,9 @@ def _load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:
 def _phases(spec: str | None, num_blocks: int, teacher: VisionTransformer, images: torch.Tensor) -> list[int]:
     """``None`` → equal phases; "auto" → from the teacher's layer similarity; "4,8" → as given."""
     depth = len(teacher.blocks)
+    if spec in (None, "auto") and num_blocks > depth:  # explicit layer counts give the number of blocks themselves
+        raise UserError(f"--blocks {num_blocks} is more recurrent blocks than the teacher has layers ({depth}); "
+                        f"give --blocks 1 to {depth}")
     if spec is None:
         return equal_phases(depth, num_blocks)
     if spec == "auto":
