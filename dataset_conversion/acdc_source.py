@@ -83,10 +83,11 @@ def read_acdc_source(raw_dir: Path, progress: bool = True) -> list[AcdcPatient]:
 
 def _find_patient_dirs(raw_dir: Path) -> list[tuple[str, Path]]:
     require_folder(raw_dir, "ACDC folder")
-    training_kind = kind_of(raw_dir / "training")
-    if training_kind not in ("missing", "a folder"):
-        raise UserError(f"{raw_dir / 'training'} is {training_kind}; the ACDC training/ entry must be a folder of "
-                        "patient folders")
+    for subset in SUBSETS:
+        kind = kind_of(raw_dir / subset)
+        if kind != "a folder" and not kind.startswith("missing"):
+            raise UserError(f"{raw_dir / subset} is {kind}; the ACDC {subset}/ entry must be a folder of patient "
+                            "folders")
     if not (raw_dir / "training").is_dir():
         if any(_PATIENT_DIR.match(entry.name) for entry in raw_dir.iterdir() if entry.is_dir()):
             raise UserError(f"{raw_dir} holds patient folders itself; pass the ACDC folder that contains "

@@ -206,11 +206,12 @@ def test_convert_acdc_checks_nnunet_preprocessed_before_writing_anything(acdc: P
     assert not Path("raw").exists()
 
 
-def test_convert_acdc_names_a_training_entry_that_is_not_a_folder(acdc: Path, capsys) -> None:
-    shutil.rmtree(acdc / "training")
-    (acdc / "training").write_text("x")
+@pytest.mark.parametrize("subset", ["training", "testing"])
+def test_convert_acdc_names_a_subset_entry_that_is_not_a_folder(subset: str, acdc: Path, capsys) -> None:
+    shutil.rmtree(acdc / subset, ignore_errors=True)
+    (acdc / subset).write_text("x")  # a testing/ file would otherwise be skipped without a word
     fails(capsys, ["convert-acdc", acdc, "--nnunet-raw", "raw", "--no-progress"],
-          "acdc/training is a file; the ACDC training/ entry must be a folder")
+          f"acdc/{subset} is a file; the ACDC {subset}/ entry must be a folder")
 
 
 @pytest.mark.parametrize("entry, expected", [
