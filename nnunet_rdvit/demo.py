@@ -40,9 +40,9 @@ class DemoResult:
     seconds: float
 
 
-def prepare_output_folder(output: Path, overwrite: bool) -> None:
-    """Create ``output``; an existing non-empty folder is replaced only with ``overwrite`` and only if
-    an earlier demo made it — the demo never deletes a folder it did not create."""
+def check_output_folder(output: Path, overwrite: bool) -> None:
+    """The refusals of :func:`prepare_output_folder`, touching nothing: a file in the way, an earlier run there
+    without ``overwrite``, or a non-empty folder the demo did not create."""
     if output.exists() and not output.is_dir():
         raise UserError(f"{output} exists and is not a folder; choose another --output")
     if output.is_dir() and any(output.iterdir()):
@@ -52,6 +52,13 @@ def prepare_output_folder(output: Path, overwrite: bool) -> None:
         if not (output / MARKER).exists():
             raise UserError(f"{output} was not created by `nnunet-rdvit demo` (no {MARKER} file); refusing to "
                             "delete it even with --overwrite — choose another --output")
+
+
+def prepare_output_folder(output: Path, overwrite: bool) -> None:
+    """Create ``output``; an existing non-empty folder is replaced only with ``overwrite`` and only if
+    an earlier demo made it — the demo never deletes a folder it did not create."""
+    check_output_folder(output, overwrite)
+    if output.is_dir() and any(output.iterdir()):
         shutil.rmtree(output)
     try:
         output.mkdir(parents=True, exist_ok=True)
@@ -97,6 +104,7 @@ def run_demo(settings: DemoSettings) -> DemoResult:
 
     start = time.time()
     out = settings.output.resolve()
+    check_output_folder(out, settings.overwrite)  # the quick refusals first, then the trainer lookup
     check_settings(settings)
     prepare_output_folder(out, settings.overwrite)
     raw, nn_raw, nn_pre, nn_res, logs = (out / "acdc_raw", out / "nnUNet_raw", out / "nnUNet_preprocessed",
