@@ -19,10 +19,8 @@ def kind_of(path: Path) -> str:
     """What is at ``path``, in words ("a folder", "a FIFO (named pipe)", "missing", ...); symlinks followed."""
     try:
         mode = path.stat().st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # NotADirectoryError: a parent of it is a file
         return "a broken symbolic link" if path.is_symlink() else "missing"
-    except NotADirectoryError:
-        return "missing (a parent of it is a file)"
     except OSError as error:
         return f"unreadable ({error.strerror or error})"
     for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISREG, "a file"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
