@@ -372,6 +372,11 @@ def test_classify_eval_refuses_loops_for_a_model_without_recurrence(images: Path
                    "--workers", "0"], "is not a recurrent model", "drop --loops")
 
 
+def test_classify_train_names_an_unknown_auto_augment_policy(images: Path, capsys) -> None:
+    fails(capsys, ["classify", "train", "--data", images, "-o", "out", *TINY_VIT, *RUN, "--aa", "nonsense"],
+          "--aa 'nonsense' is not a timm auto-augment policy")
+
+
 def test_classify_distill_refuses_more_blocks_than_teacher_layers(images: Path, checkpoint: Path, capsys) -> None:
     fails(capsys, ["classify", "distill", "--data", images, "-o", "student", "--teacher", checkpoint, "--blocks", "99",
                    *RUN], "--blocks 99 is more recurrent blocks than the teacher has layers")

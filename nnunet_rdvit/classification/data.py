@@ -99,10 +99,15 @@ def create_transforms(model: torch.nn.Module, augmentation: Augmentation | None)
         return create_transform(**config, is_training=False)
     config.pop("crop_pct", None)
     config.pop("crop_mode", None)
-    return create_transform(
-        **config, is_training=True, auto_augment=augmentation.auto_augment, re_prob=augmentation.re_prob,
-        hflip=augmentation.hflip, color_jitter=augmentation.color_jitter, scale=(augmentation.min_scale, 1.0),
-    )
+    try:
+        return create_transform(
+            **config, is_training=True, auto_augment=augmentation.auto_augment, re_prob=augmentation.re_prob,
+            hflip=augmentation.hflip, color_jitter=augmentation.color_jitter, scale=(augmentation.min_scale, 1.0),
+        )
+    except (AssertionError, KeyError, ValueError) as error:  # timm asserts on a policy string it cannot parse
+        raise UserError(f"--aa {augmentation.auto_augment!r} is not a timm auto-augment policy "
+                        f"({first_sentence(error)}); use e.g. rand-m9-mstd0.5-inc1, augmix-m5-w3, original, or "
+                        "none") from None
 
 
 def create_mixup(augmentation: Augmentation, label_smoothing: float, num_classes: int) -> Callable | None:
