@@ -129,7 +129,7 @@ def _labelled_folder_with_a_truncated_image(tiny_workspace, tmp: Path) -> list[s
     ("labels folder missing a case", "1 case(s) incomplete — patient001_frame14: no label patient001_frame14.nii.gz"),
     ("images without labels", "--images and --labels go together"),
     ("no nnUNet_preprocessed", "nnUNet_preprocessed is not set"),
-    ("loops below one", "argument --loops: expected a positive integer, got '0'"),
+    ("loops below one", "argument --loops: expected a positive integer, got 0"),
     ("too many loops", "--loops 100000000: at most 30 loops (10 × the trained T = 3); each loop count is a full "
                        "sliding-window prediction of every case"),
     ("too many permutations", "argument --permutations: expected an integer from 0 to 100000"),
