@@ -60,8 +60,3 @@ def write_json_atomic(target: str | os.PathLike, data: Any) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
-
-def leftover_temporaries(folder: str | os.PathLike, name_pattern: str = "*") -> list[Path]:
-    """Temporary files :func:`atomic_path` left in ``folder`` for targets matching ``name_pattern`` (a glob):
-    a process killed inside the block cannot remove its own, so the next writer of the folder does."""
-    return sorted(Path(folder).glob(f".{name_pattern}.*"))

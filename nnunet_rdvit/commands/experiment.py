@@ -27,7 +27,7 @@ ABLATION_FRACTIONS = (100,)
 
 
 # A time budget is whole minutes: the trainer names carry it as _min<M>.
-_minutes = int_in_range(1, why="whole minutes of training per job, as in the trainer names' _min<M>, e.g. --minutes 30")
+_minutes = int_in_range(1, why="whole minutes of training, as in the trainer names' _min<M>, e.g. --minutes 30")
 
 
 def _percent(text: str) -> int:
