@@ -45,8 +45,6 @@ from nnunet_rdvit.experiments.runner import CPU_ENV, State, job_state
 from nnunet_rdvit.experiments.test_set import model_dataset_json, score_predictions
 from nnunet_rdvit.fraction_trainer_names import TimeBudget
 from nnunet_rdvit.stock_commands import run_stock_command
-from nnunet_rdvit.training.fraction_trainers import SUBSET_FILE
-from nnunet_rdvit.training.time_budget import SNAPSHOT_ENV, TRAINING_SECONDS_KEY
 
 FINAL = "checkpoint_final.pth"
 VALIDATION, TEST = "validation", "test"
@@ -122,6 +120,8 @@ def learning_curve_grid(dataset: str, trainers: Sequence[str], configuration: st
 
 def snapshot_environment(snapshot_minutes: float) -> dict[str, str]:
     """What each training job needs in its environment to write snapshots every ``snapshot_minutes``."""
+    from nnunet_rdvit.training.time_budget import SNAPSHOT_ENV
+
     return {SNAPSHOT_ENV: f"{snapshot_minutes:g}"}
 
 
@@ -136,6 +136,8 @@ def curve_checkpoints(fold_dir: Path) -> list[str]:
 def read_checkpoint_log(path: Path) -> CheckpointLog:
     """Epochs, training seconds and last ponder time of a checkpoint, read on the CPU."""
     import torch
+
+    from nnunet_rdvit.training.time_budget import TRAINING_SECONDS_KEY
 
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
@@ -231,7 +233,10 @@ class LearningCurve:
         return points
 
     def _evaluate_job(self, job: Job, fold_dir: Path, checkpoints: list[str]) -> list[CurvePoint]:
-        final_epochs = read_checkpoint_log(fold_dir / FINAL).epochs if FINAL in checkpoints else None
+        final_epochs = None
+        if FINAL in checkpoints:
+            final = self._stored_point(job, fold_dir / FINAL, VALIDATION)
+            final_epochs = final.epochs if final else read_checkpoint_log(fold_dir / FINAL).epochs
         splits = [VALIDATION] + ([TEST] if self.test else [])
         points = []
         for index, name in enumerate(checkpoints, start=1):
@@ -310,17 +315,19 @@ class LearningCurve:
         return self._validation_images
 
     def _stored_point(self, job: Job, checkpoint: Path, split: str) -> CurvePoint | None:
-        """The point saved by an earlier run, if it was computed from this very checkpoint file."""
+        """The point saved by an earlier run, if it was computed from this very checkpoint file (else None:
+        evaluate it again)."""
         path = self._point_file(job, checkpoint.name, split)
-        if not path.is_file():
+        try:
+            stored = json.loads(path.read_text())
+            if stored["checkpoint_fingerprint"] != _fingerprint(checkpoint):
+                return None
+            fields = stored["point"]
+            fields["ponder_time"] = math.nan if fields["ponder_time"] is None else fields["ponder_time"]
+            fields["dice"] = {k: math.nan if v is None else v for k, v in fields["dice"].items()}
+            return CurvePoint(**fields)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # absent, or from another version
             return None
-        stored = json.loads(path.read_text())
-        if stored.get("checkpoint_fingerprint") != _fingerprint(checkpoint):
-            return None
-        fields = stored["point"]
-        fields["ponder_time"] = math.nan if fields["ponder_time"] is None else fields["ponder_time"]
-        fields["dice"] = {k: math.nan if v is None else v for k, v in fields["dice"].items()}
-        return CurvePoint(**fields)
 
     def _point_file(self, job: Job, checkpoint: str, split: str) -> Path:
         return self.out_dir / "points" / job.trainer / f"{Path(checkpoint).stem}__{split}.json"
@@ -386,6 +393,8 @@ def curve_table(points: Sequence[CurvePoint]) -> list[str]:
 
 def _recorded_budget(fold_dir: Path) -> tuple[int, int]:
     """Iterations per epoch and batch size, as the trainer recorded them when it started."""
+    from nnunet_rdvit.training.fraction_trainers import SUBSET_FILE
+
     record_file = fold_dir / SUBSET_FILE
     try:
         budget = json.loads(record_file.read_text())["budget"]
