@@ -121,9 +121,10 @@ def test_snapshots_are_scored_on_the_whole_fold_and_a_rerun_skips_them(
     assert snapshot["cases"] == len(split["val"])
     gt = tiny_workspace.preprocessed / tiny_workspace.dataset / "gt_segmentations"
     assert snapshot["dice"]["mean"] == pytest.approx(_nnunet_mean_dice(fold.parent, gt, predictions))
-    test_predictions = out / "predictions" / MODEL / "checkpoint_final" / "test"
+    test_summary = out / "predictions" / MODEL / "checkpoint_final" / "test" / "summary.json"
     assert by_checkpoint[("checkpoint_final.pth", "test")]["dice"]["mean"] == pytest.approx(
-        _nnunet_mean_dice(fold.parent, dataset / "labelsTs", test_predictions))
+        json.loads(test_summary.read_text())["foreground_mean"]["Dice"])  # the final checkpoint, predicted
+    assert by_checkpoint[("checkpoint_final.pth", "test")]["cases"] == len(list((dataset / "labelsTs").iterdir()))
     # checkpoint_final's validation is nnU-Net's own final validation.
     nnunet_final = json.loads((fold / "validation" / "summary.json").read_text())["foreground_mean"]["Dice"]
     assert final["dice"]["mean"] == pytest.approx(nnunet_final)
