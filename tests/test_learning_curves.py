@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -139,14 +140,25 @@ def test_snapshots_are_scored_on_the_whole_fold_and_a_rerun_skips_them(
     assert (out / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| RDViTTrainer | checkpoint_at_40s.pth | 40 | 2 | 4 | 2 |" in printed  # the table is printed too
 
-    def no_prediction(*args, **kwargs):
-        raise AssertionError("a re-run predicted again")
+    predicted: list[list[str]] = []
 
-    monkeypatch.setattr(learning_curve, "run_stock_command", no_prediction)
+    def record_prediction(name: str, args: list, *rest, **kwargs) -> None:
+        predicted.append([str(arg) for arg in args])
+        raise UserError("stopped before predicting")
+
+    monkeypatch.setattr(learning_curve, "run_stock_command", record_prediction)
     code, printed, errors = _main(script, argv, capsys)
-    assert code == 0, errors
+    assert code == 0 and not predicted, errors
     assert printed.count("already evaluated, skipped") == 2
     assert json.loads((out / "learning_curves.json").read_text())["points"] == points
+
+    # A snapshot rewritten since (a run started over) is evaluated again; its old predictions are not reused.
+    snapshot_file = fold / "checkpoint_at_40s.pth"
+    os.utime(snapshot_file, ns=(snapshot_file.stat().st_atime_ns, snapshot_file.stat().st_mtime_ns + 10**9))
+    code, printed, errors = _main(script, argv, capsys)
+    assert code == 2 and "error: stopped before predicting" in errors
+    assert predicted and predicted[0][predicted[0].index("-chk") + 1] == "checkpoint_at_40s.pth"
+    assert not list(predictions.glob("*.nii.gz"))
 
 
 @pytest.fixture
