@@ -244,3 +244,26 @@ def test_a_checkpoint_without_training_time_is_refused(tmp_path: Path) -> None:
     assert (log.epochs, log.training_seconds, log.ponder_time) == (2, 40.0, 1.5)
     torch.save({"current_epoch": 1, "logging": {"training_seconds": [20.0]}}, path)
     assert math.isnan(read_checkpoint_log(path).ponder_time)  # a model without ACT has none
+
+
+def test_validation_images_are_linked_not_copied_and_missing_ones_named(tmp_path: Path) -> None:
+    from nnunet_rdvit.experiments.learning_curve import link_images
+
+    images = tmp_path / "imagesTr"
+    images.mkdir()
+    for name in ("a_0000.nii.gz", "a_0001.nii.gz", "b_0000.nii.gz", "b_0001.nii.gz", "c_0000.nii.gz"):
+        (images / name).write_bytes(b"image")
+    dataset_json = {"file_ending": ".nii.gz", "channel_names": {"0": "cine", "1": "other"}}
+    target = tmp_path / "out" / "inputs"
+    (tmp_path / "out" / ".inputs.killed").mkdir(parents=True)  # left by a run killed while linking
+    link_images(["a", "b"], images, dataset_json, target)
+    assert sorted(p.name for p in target.iterdir()) == ["a_0000.nii.gz", "a_0001.nii.gz", "b_0000.nii.gz",
+                                                        "b_0001.nii.gz"]
+    assert all(p.is_symlink() and p.resolve().parent == images.resolve() for p in target.iterdir())
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["inputs"]
+    link_images(["b"], images, dataset_json, target)  # rebuilt: exactly the cases asked for
+    assert sorted(p.name for p in target.iterdir()) == ["b_0000.nii.gz", "b_0001.nii.gz"]
+    with pytest.raises(UserError, match=r"1 validation image\(s\) missing from .*c_0001.nii.gz"):
+        link_images(["c"], images, dataset_json, target)
+    assert sorted(p.name for p in images.iterdir()) == ["a_0000.nii.gz", "a_0001.nii.gz", "b_0000.nii.gz",
+                                                        "b_0001.nii.gz", "c_0000.nii.gz"]  # inputs untouched
