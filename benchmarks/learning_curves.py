@@ -15,12 +15,12 @@ evaluated checkpoints are not evaluated again. See docs/learning_curves.md.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from nnunet_rdvit.commands.experiment import _fold, _minutes, _percent, _positive_int
+from nnunet_rdvit.commands.argument_types import (data_percent, existing_folder, float_in_range, non_negative_int,
+                                                  output_folder, positive_int, training_minutes)
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.fraction_trainer_names import FRACTION_BASES
 
@@ -28,15 +28,8 @@ PROG = "learning_curves.py"
 DEFAULT_TRAINERS = ("RDViTTrainer", "ViTTrainer", "nnUNetTrainer")
 
 
-def _snapshot_minutes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"a snapshot interval is a positive number of minutes of training, e.g. "
-                                         f"--snapshot-minutes 5; got {text!r}")
-    return value
+_snapshot_minutes = float_in_range(0.0, include_minimum=False,
+                                   why="minutes of training between two points of the curve, e.g. --snapshot-minutes 5")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,33 +37,33 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-d", "--dataset", required=True, help="dataset id or name, e.g. 27 or Dataset027_ACDC")
     parser.add_argument("-c", "--configuration", default="2d", help="nnU-Net configuration (default: 2d)")
-    parser.add_argument("-f", "--fold", type=_fold, default=0, help="fold of splits_final.json (default: 0)")
+    parser.add_argument("-f", "--fold", type=non_negative_int, default=0, help="fold of splits_final.json (default: 0)")
     parser.add_argument("-tr", "--trainers", nargs="+", default=list(DEFAULT_TRAINERS), metavar="TRAINER",
                         help=f"base trainers, one curve each (choose from {', '.join(FRACTION_BASES)}; default: "
                              f"{' '.join(DEFAULT_TRAINERS)})")
     parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
-    parser.add_argument("--fraction", type=_percent, default=100,
+    parser.add_argument("--fraction", type=data_percent, default=100,
                         help="percentage of the fold's training patients (default: 100)")
     budget = parser.add_argument_group("training budget (part of the trainer names)")
-    budget.add_argument("--minutes", type=_minutes, required=True,
+    budget.add_argument("--minutes", type=training_minutes, required=True,
                         help="minutes of training per trainer (trainer names _min<M>)")
     budget.add_argument("--snapshot-minutes", type=_snapshot_minutes, default=5.0,
                         help="a snapshot checkpoint (a point of the curve) every this many minutes of training, "
                              "less than --minutes (default: 5)")
-    budget.add_argument("--iterations", type=_positive_int,
+    budget.add_argument("--iterations", type=positive_int,
                         help="training iterations per epoch instead of 250 (_it<I>): snapshots and the end of "
                              "training fall on epoch boundaries, so shorter epochs place them closer")
-    budget.add_argument("--batch-size", type=_positive_int, help="batch size instead of the plans' (_bs<B>)")
+    budget.add_argument("--batch-size", type=positive_int, help="batch size instead of the plans' (_bs<B>)")
     budget.add_argument("--no-tta", action="store_true",
                         help="predict without test-time mirroring (_notta): 4× (2d) / 8× (3d) cheaper evaluation")
-    parser.add_argument("--test-images", type=Path,
+    parser.add_argument("--test-images", type=existing_folder,
                         help="also score every checkpoint on this labelled test folder (nnU-Net's imagesTs layout)")
-    parser.add_argument("--test-labels", type=Path, help="the labels of --test-images (<case>.<ending>)")
+    parser.add_argument("--test-labels", type=existing_folder, help="the labels of --test-images (<case>.<ending>)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: cuda if a GPU is visible, else cpu (one training job per visible GPU)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the nnUNetv2_train commands still to run and exit")
-    parser.add_argument("-o", "--output", type=Path, default=Path("learning_curves"),
+    parser.add_argument("-o", "--output", type=output_folder, default="learning_curves",
                         help="folder for the table, figure, predictions and logs (default: ./learning_curves)")
     return parser
 
