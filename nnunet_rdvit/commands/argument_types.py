@@ -39,6 +39,16 @@ def int_in_range(minimum: int, maximum: int | None = None, why: str = "") -> Cal
 
 positive_int = int_in_range(1)
 non_negative_int = int_in_range(0)
+# A time budget is whole minutes: the trainer names carry it as _min<M>.
+training_minutes = int_in_range(1, why="whole minutes of training, as in the trainer names' _min<M>, e.g. --minutes 30")
+
+
+def data_percent(text: str) -> int:
+    """A data fraction: a whole percentage of the fold's training patients, 1 to 100 (``10`` or ``10%``)."""
+    value = text.strip().rstrip("%").strip()
+    if not value.isdigit() or not 1 <= int(value) <= 100:
+        raise argparse.ArgumentTypeError(f"a data fraction is a whole percentage from 1 to 100, got {text!r}")
+    return int(value)
 
 
 def float_in_range(minimum: float, maximum: float = math.inf, *, include_minimum: bool = True,

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from nnunet_rdvit.ablation_names import ABLATIONS, FULL_MODEL
-from nnunet_rdvit.commands.argument_types import int_in_range, non_negative_int, output_folder, positive_int
+from nnunet_rdvit.commands.argument_types import (data_percent, non_negative_int, output_folder, positive_int,
+                                                  training_minutes)
 from nnunet_rdvit.fraction_trainer_names import FRACTION_BASES
 
 NAME = "experiment"
@@ -24,17 +25,6 @@ DEFAULT_TRAINERS = ("RDViTTrainer", "ViTTrainer", "nnUNetTrainer")
 DEFAULT_FRACTIONS = (10, 25, 50, 100)
 ABLATION_GRID_TRAINERS = (FULL_MODEL, *ABLATIONS)
 ABLATION_FRACTIONS = (100,)
-
-
-# A time budget is whole minutes: the trainer names carry it as _min<M>.
-_minutes = int_in_range(1, why="whole minutes of training, as in the trainer names' _min<M>, e.g. --minutes 30")
-
-
-def _percent(text: str) -> int:
-    value = text.strip().rstrip("%").strip()
-    if not value.isdigit() or not 1 <= int(value) <= 100:
-        raise argparse.ArgumentTypeError(f"a data fraction is a whole percentage from 1 to 100, got {text!r}")
-    return int(value)
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -56,7 +46,7 @@ def _add_grid_arguments(parser: argparse.ArgumentParser) -> None:
                       help=f"the ablation study: trainers {' '.join(ABLATION_GRID_TRAINERS)} (instead of -tr), at "
                            f"{' '.join(map(str, ABLATION_FRACTIONS))} %% of the data unless --fractions is given; "
                            f"the report adds an ablation table (Δ and paired p against {FULL_MODEL})")
-    grid.add_argument("--fractions", nargs="+", type=_percent, metavar="PERCENT",
+    grid.add_argument("--fractions", nargs="+", type=data_percent, metavar="PERCENT",
                       help=f"percentages of each fold's training patients (default: "
                            f"{' '.join(map(str, DEFAULT_FRACTIONS))}; with --ablation: "
                            f"{' '.join(map(str, ABLATION_FRACTIONS))})")
@@ -68,7 +58,7 @@ def _add_grid_arguments(parser: argparse.ArgumentParser) -> None:
     budget.add_argument("--iterations", type=positive_int,
                         help="training iterations per epoch instead of 250 (with --epochs, or with --minutes to end "
                              "closer to the time budget)")
-    budget.add_argument("--minutes", type=_minutes,
+    budget.add_argument("--minutes", type=training_minutes,
                         help="minutes of training per job instead of an epoch count (trainer names _min<M>): "
                              "training ends at the first epoch boundary after it, with the learning-rate schedule "
                              "over the budget; not with --epochs")

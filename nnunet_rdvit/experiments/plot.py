@@ -1,10 +1,11 @@
-"""The figure of a low-data experiment: overall Dice against the fraction of training patients."""
+"""The figures of the experiments: overall Dice against the fraction of training patients (low-data grids) and
+against training time (learning curves)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from nnunet_rdvit.atomic import atomic_path
 from nnunet_rdvit.experiments.aggregate import OVERALL, SummaryRow
@@ -44,6 +45,35 @@ def plot_dice_vs_fraction(rows: Sequence[SummaryRow], trainers: Sequence[str], p
         axis.set_xlabel("training patients used")
         axis.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("validation Dice, mean over structures")
+    axes[0][0].legend(loc="best", fontsize=9)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=120)
+
+
+def plot_learning_curves(series: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]], path: Path,
+                         title: str) -> None:
+    """One panel per split (validation, test), one line per trainer: overall Dice against minutes of training.
+
+    ``series[split][trainer]`` is ``[(minutes, dice), ...]``; trainers keep the same colour and marker in every
+    panel, in the order they first appear.
+    """
+    from matplotlib.figure import Figure
+
+    trainers = list(dict.fromkeys(trainer for by_trainer in series.values() for trainer in by_trainer))
+    figure = Figure(figsize=(max(6.4, 5.2 * len(series)), 4.6))
+    axes = figure.subplots(1, max(1, len(series)), squeeze=False, sharey=True)
+    for axis, (split, by_trainer) in zip(axes[0], series.items()):
+        for trainer, points in by_trainer.items():
+            index = trainers.index(trainer)
+            x, y = zip(*sorted(points))
+            axis.plot(x, y, marker=_MARKERS[index % len(_MARKERS)], linewidth=1.8, label=trainer, color=f"C{index}")
+        axis.set_title(split, fontsize=10)
+        axis.set_xlabel("training time (minutes)")
+        axis.set_xlim(left=0)
+        axis.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("Dice, mean over structures")
     axes[0][0].legend(loc="best", fontsize=9)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()

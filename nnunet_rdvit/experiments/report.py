@@ -39,17 +39,17 @@ def write_report(results: ExperimentResults, out_dir: Path) -> dict[str, Path]:
     """Writes every output into ``out_dir``; returns {description: path}."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
-        "validation summary (CSV)": _write_csv(out_dir / "validation_summary.csv", results.validation_rows,
+        "validation summary (CSV)": write_csv(out_dir / "validation_summary.csv", results.validation_rows,
                                                SummaryRow),
-        "validation per case (CSV)": _write_csv(out_dir / "validation_per_case.csv", results.validation_scores,
+        "validation per case (CSV)": write_csv(out_dir / "validation_per_case.csv", results.validation_scores,
                                                 CaseScore),
-        "paired comparisons (CSV)": _write_csv(out_dir / "comparisons.csv", results.comparisons, Comparison),
+        "paired comparisons (CSV)": write_csv(out_dir / "comparisons.csv", results.comparisons, Comparison),
     }
     if results.ablation:
-        paths["ablation table (CSV)"] = _write_csv(out_dir / "ablation.csv", results.ablation, AblationRow)
+        paths["ablation table (CSV)"] = write_csv(out_dir / "ablation.csv", results.ablation, AblationRow)
     if results.test_rows is not None:
-        paths["test-set summary (CSV)"] = _write_csv(out_dir / "test_summary.csv", results.test_rows, SummaryRow)
-        paths["test-set per case (CSV)"] = _write_csv(out_dir / "test_per_case.csv", results.test_scores or [],
+        paths["test-set summary (CSV)"] = write_csv(out_dir / "test_summary.csv", results.test_rows, SummaryRow)
+        paths["test-set per case (CSV)"] = write_csv(out_dir / "test_per_case.csv", results.test_scores or [],
                                                       CaseScore)
     if results.validation_rows:
         plot_dice_vs_fraction(results.validation_rows, results.grid.trainers, out_dir / FIGURE,
@@ -177,7 +177,8 @@ def _suffix(grid: ExperimentGrid) -> str:
     return (grid.budget.suffix if grid.budget else "") + ("" if grid.test_time_mirroring else "_notta")
 
 
-def _write_csv(path: Path, rows: Sequence, row_type: type) -> Path:
+def write_csv(path: Path, rows: Sequence, row_type: type) -> Path:
+    """``rows`` (instances of the dataclass ``row_type``) as a CSV with one column per field, NaN as empty."""
     fields = [field.name for field in dataclasses.fields(row_type)]
     with atomic_path(path) as temporary:
         with open(temporary, "w", newline="", encoding="utf-8") as file:

@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Mapping, TextIO
 
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.experiments.grid import ExperimentGrid, Job
@@ -101,36 +101,40 @@ def plan_jobs(grid: ExperimentGrid, results: Path, device: str, gpus: list[str])
     return planned
 
 
-def extra_environment(device: str, gpu: str | None) -> dict[str, str]:
-    """What the runner adds to the environment of one ``nnUNetv2_train`` call."""
+def extra_environment(device: str, gpu: str | None, environment: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What the runner adds to the environment of one ``nnUNetv2_train`` call: the GPU or CPU settings, then
+    ``environment`` (variables the caller wants in every job, e.g. snapshot checkpoints for learning curves)."""
     if gpu is not None:
-        return {"CUDA_VISIBLE_DEVICES": gpu}
-    if device == "cpu":
-        return {key: value for key, value in CPU_ENV.items() if key not in os.environ}
-    return {}
+        extra = {"CUDA_VISIBLE_DEVICES": gpu}
+    elif device == "cpu":
+        extra = {key: value for key, value in CPU_ENV.items() if key not in os.environ}
+    else:
+        extra = {}
+    return {**extra, **(environment or {})}
 
 
-def shell_command(grid: ExperimentGrid, planned: PlannedJob) -> str:
-    env = [f"{key}={shlex.quote(value)}" for key, value in extra_environment(planned.device, planned.gpu).items()]
+def shell_command(grid: ExperimentGrid, planned: PlannedJob, environment: Mapping[str, str] | None = None) -> str:
+    env = [f"{key}={shlex.quote(value)}"
+           for key, value in extra_environment(planned.device, planned.gpu, environment).items()]
     return " ".join([*env, shlex.join([TRAIN_COMMAND, *planned.arguments(grid)])])
 
 
 def print_dry_run(grid: ExperimentGrid, planned: list[PlannedJob], out: TextIO | None = None,
-                  err: TextIO | None = None) -> None:
+                  err: TextIO | None = None, environment: Mapping[str, str] | None = None) -> None:
     """Commands of the jobs still to run on ``out`` (stdout: one per line, nothing else); the tally on ``err``."""
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     for job in planned:
         if job.state is not State.DONE:
-            print(shell_command(grid, job), file=out)
+            print(shell_command(grid, job, environment), file=out)
     _print_tally(grid, planned, err)
 
 
 def run_jobs(grid: ExperimentGrid, planned: list[PlannedJob], gpus: list[str], results: Path, logs: Path,
-             echo: TextIO | None = None) -> list[tuple[Job, str]]:
+             echo: TextIO | None = None, environment: Mapping[str, str] | None = None) -> list[tuple[Job, str]]:
     """Runs every unfinished job; returns (job, error) for those that failed, after trying all of them.
 
-    Progress and nnU-Net's output go to ``echo`` (default: stdout).
+    Progress and nnU-Net's output go to ``echo`` (default: stdout); ``environment`` is added to every job's.
     """
     echo = sys.stdout if echo is None else echo
     _print_tally(grid, planned, echo)
@@ -147,7 +151,7 @@ def run_jobs(grid: ExperimentGrid, planned: list[PlannedJob], gpus: list[str], r
                 number, planned_job = waiting.get_nowait()
             except queue.Empty:
                 return
-            error = _run_one(grid, planned_job, gpu, number, len(todo), results, logs, echo, lock)
+            error = _run_one(grid, planned_job, gpu, number, len(todo), results, logs, echo, lock, environment)
             if error is not None:
                 with lock:
                     failures.append((planned_job.job, error))
@@ -164,7 +168,7 @@ def run_jobs(grid: ExperimentGrid, planned: list[PlannedJob], gpus: list[str], r
 
 
 def _run_one(grid: ExperimentGrid, planned: PlannedJob, gpu: str | None, number: int, total: int, results: Path,
-             logs: Path, echo: TextIO, lock: threading.Lock) -> str | None:
+             logs: Path, echo: TextIO, lock: threading.Lock, environment: Mapping[str, str] | None) -> str | None:
     job = planned.job
     where = f"GPU {gpu}" if gpu is not None else planned.device
     tag = f"[{number}/{total}]"
@@ -172,7 +176,7 @@ def _run_one(grid: ExperimentGrid, planned: PlannedJob, gpu: str | None, number:
     with lock:
         print(f"{tag} {planned.state.value} {job.label()} on {where} (log: {log_file})", file=echo, flush=True)
     start = time.perf_counter()
-    env = {**os.environ, **extra_environment(planned.device, gpu)}
+    env = {**os.environ, **extra_environment(planned.device, gpu, environment)}
     prefix = f"  {tag} | " if gpu is not None else "  | "
     try:
         run_stock_command(TRAIN_COMMAND, planned.arguments(grid), env, log_file, echo=echo, prefix=prefix)

@@ -46,21 +46,21 @@ def evaluate_test_set(grid: ExperimentGrid, results: Path, raw: Path, out_dir: P
         if device == "cpu":
             args += ["-npp", "1", "-nps", "1"]
         run_stock_command("nnUNetv2_predict", args, env, out_dir / "logs" / f"predict_{model_dir.name}.log", echo=echo)
-        summary = _score(model_dir, labels, predictions)
-        names = structure_names(_dataset_json(model_dir))
+        summary = score_predictions(model_dir, labels, predictions)
+        names = structure_names(model_dataset_json(model_dir))
         rows, _ = read_summary(summary, names, segmentation_reader(model_dir / "plans.json"), labels)
         scores += [CaseScore(job.spec.base, model, job.spec.percent, configuration, None, case, structure, dice, hd)
                    for case, structure, dice, hd in rows]
     return scores
 
 
-def _score(model_dir: Path, labels: Path, predictions: Path) -> Path:
+def score_predictions(model_dir: Path, labels: Path, predictions: Path) -> Path:
     """nnU-Net's evaluation of ``predictions`` against ``labels``; returns the summary.json it writes."""
     from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     plans = PlansManager(str(model_dir / "plans.json"))
-    dataset_json = _dataset_json(model_dir)
+    dataset_json = model_dataset_json(model_dir)
     label_manager = plans.get_label_manager(dataset_json)
     summary = predictions / "summary.json"
     compute_metrics_on_folder(str(labels), str(predictions), str(summary), plans.image_reader_writer_class(),
@@ -71,5 +71,5 @@ def _score(model_dir: Path, labels: Path, predictions: Path) -> Path:
     return summary
 
 
-def _dataset_json(model_dir: Path) -> dict:
+def model_dataset_json(model_dir: Path) -> dict:
     return json.loads((model_dir / "dataset.json").read_text())
