@@ -95,6 +95,7 @@ def run_seed(seed: int, settings: TrainSettings, loops: list[int], work: Path) -
     seed_everything(seed)
     student = RaptorViT(**GEOMETRY, depth=DEPTH, num_blocks=2)
     student.init_from_teacher(teacher)
+    student.freeze_teacher_parts()  # Raptor learns the blocks only, as in `classify distill`
     started = time.process_time()
     fit(student, RaptorDistillation(teacher), train_set, None, settings, work / f"{seed}-raptor", meta, ctx)
     results[RAPTOR] = {"top1": evaluate(student, loader, ctx).top1, "seconds": time.process_time() - started,

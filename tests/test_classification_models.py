@@ -42,7 +42,8 @@ def test_shapes_and_backward(name: str) -> None:
     torch.manual_seed(0)
     model = TINY_MODELS[name]()
     x = torch.randn(3, 3, 32, 32)
-    logits, aux = model(x, return_aux=True)
+    logits = model(x)
+    aux = model.last_aux
     assert logits.shape == (3, 7)
     assert model.forward_features(x).shape == (3, 1 + 16, 32)
     assert model.forward_head(model.forward_features(x), pre_logits=True).shape == (3, 32)
@@ -57,14 +58,18 @@ def test_shapes_and_backward(name: str) -> None:
 def test_recurrent_models_run_more_steps_than_trained(name: str) -> None:
     model = TINY_MODELS[name]().eval()
     x = torch.randn(2, 3, 32, 32)
-    deeper, aux = model(x, n_loops=2 * model.trained_loops, return_aux=True)
+    model.n_loops = 2 * model.trained_loops
+    deeper, aux = model(x), model.last_aux
     assert torch.isfinite(deeper).all() and aux.loops_executed <= 2 * model.trained_loops
-    assert not torch.allclose(deeper, model(x, n_loops=1))
+    model.n_loops = 1
+    assert not torch.allclose(deeper, model(x))
 
 
 def test_fixed_depth_models_reject_n_loops() -> None:
+    model = TINY_MODELS["vit"]()
+    model.n_loops = 4
     with pytest.raises(ValueError, match="fixed depth"):
-        TINY_MODELS["vit"]()(torch.randn(1, 3, 32, 32), n_loops=4)
+        model(torch.randn(1, 3, 32, 32))
 
 
 def test_timm_registry_creates_every_name_with_timm_data_config() -> None:
@@ -131,7 +136,7 @@ def test_edge_recvit_depth_semantics() -> None:
     torch.manual_seed(0)
     model = EdgeRecViT(**TINY, depth=5).eval()
     x = torch.randn(2, 3, 32, 32)
-    logits, aux = model(x, return_aux=True)
+    logits, aux = model(x), model.last_aux
     tokens, _ = model.embed(x)
     probs = model.ranker(tokens[:, 1:]).softmax(-1)
     assert torch.equal(aux.halting_steps.flatten(1), probs.argmax(-1) + 1)
@@ -150,7 +155,8 @@ def test_edge_recvit_depth_semantics() -> None:
 
 def test_edge_recvit_without_ranker_is_a_shared_vit_at_full_depth() -> None:
     model = EdgeRecViT(**TINY, depth=5, ranker=False)
-    _, aux = model(torch.randn(1, 3, 32, 32), return_aux=True)
+    model(torch.randn(1, 3, 32, 32))
+    aux = model.last_aux
     assert (aux.halting_steps == 5).all() and aux.confidence is None and aux.stability_loss is None
 
 
@@ -159,6 +165,7 @@ def test_raptor_with_one_layer_per_phase_reproduces_its_teacher() -> None:
     teacher = VisionTransformer(**TINY, depth=4).eval()
     student = RaptorViT(**TINY, depth=4, phases=[1, 1, 1, 1])
     student.init_from_teacher(teacher)
+    student.freeze_teacher_parts()  # what `classify distill` does
     x = torch.randn(2, 3, 32, 32)
     assert torch.allclose(student.eval()(x), teacher(x), atol=1e-6)
     assert not student.head.weight.requires_grad and student.blocks[0].attn.q.weight.requires_grad

@@ -104,6 +104,11 @@ def test_raptor_distillation_anneals_teacher_forcing(image_folder: Path, tmp_pat
     assert forcing[1:] == [0.0, 0.0, 0.0]
     assert history[-1]["train_distill_mse"] < history[0]["train_distill_mse"]
     assert "val_top1" in history[-1]  # validated with the teacher's frozen head
+    teacher = torch.load(tmp_path / "teacher" / "last.pt", weights_only=True)["model"]
+    for frozen in ("patch_embed.pos_embed", "cls_token", "norm.weight", "head.weight"):  # distill freezes them
+        assert torch.equal(state["model"][frozen], teacher[frozen])
+    start = state["model_kwargs"]["phases"][0] // 2  # the teacher block student block 0 started from
+    assert not torch.equal(state["model"]["blocks.0.attn.q.weight"], teacher[f"blocks.{start}.attn.q.weight"])
 
 
 def _fit_tiny(output: Path, resume: Path | None = None) -> VisionTransformer:

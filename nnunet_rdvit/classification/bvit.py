@@ -38,12 +38,27 @@ class BlockRecurrentViT(TokenClassifier):
     def no_weight_decay(self) -> set[str]:
         return super().no_weight_decay() | ({"step_embed"} if self.step_embed is not None else set())
 
-    def forward_blocks(self, tokens: torch.Tensor, n_loops: int | None) -> tuple[torch.Tensor, AuxOutputs]:
+    def _steps(self, n_loops: int | None) -> int:
         steps = self.trained_loops if n_loops is None else int(n_loops)
         if steps < 1:
             raise ValueError(f"n_loops must be ≥ 1, got {steps}")
+        return steps
+
+    def forward_blocks(
+        self, tokens: torch.Tensor, n_loops: int | None, states: list[torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, AuxOutputs]:
+        steps = self._steps(n_loops)
         for step in range(steps):
             if self.step_embed is not None:
                 tokens = tokens + self.step_embed[min(step, self.trained_loops - 1)]
-            tokens, _ = self.block(tokens)
+            tokens, _ = self.run_block(self.block, tokens)
+            if states is not None:
+                states.append(tokens)
         return tokens, AuxOutputs(loops_executed=steps)
+
+    def intermediate_modules(self, n_loops: int | None = None) -> list[str]:
+        """The shared block, once per step."""
+        return ["block"] * self._steps(n_loops)
+
+    def block_groups(self) -> list[tuple[str, tuple[int, ...] | None]]:
+        return [(r"^block\.|^step_embed", None)]

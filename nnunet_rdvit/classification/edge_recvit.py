@@ -85,44 +85,62 @@ class EdgeRecViT(TokenClassifier):
         self.ranker = EdgeAwareRanker(self.embed_dim, depth) if ranker else None
         self.init_weights()
 
-    def forward_blocks(self, tokens: torch.Tensor, n_loops: int | None) -> tuple[torch.Tensor, EdgeAux]:
-        shared_passes = self.trained_loops if n_loops is None else int(n_loops)
-        if shared_passes < 0:
-            raise ValueError(f"n_loops must be ≥ 0, got {shared_passes}")
+    def forward_blocks(
+        self, tokens: torch.Tensor, n_loops: int | None, states: list[torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, EdgeAux]:
+        shared_passes = self._shared_passes(n_loops)
         aux = EdgeAux(loops_executed=shared_passes)
-        depth = torch.full(tokens.shape[:2], self.depth, dtype=torch.long, device=tokens.device)
-        if self.ranker is not None:
+        if self.ranker is None:
+            depth = torch.full(tokens.shape[:2], self.depth, dtype=torch.long, device=tokens.device)
+        else:
             depth_logits = self.ranker(tokens[:, 1:])
             probs = depth_logits.float().softmax(dim=-1)
             confidence, index = probs.max(dim=-1)
-            depth[:, 1:] = index + 1
+            depth = torch.cat([torch.full_like(index[:, :1], self.depth), index + 1], dim=1)  # CLS: all L
             aux.stability_loss = stability_loss(depth_logits)
             aux.uniformity_loss = depth_uniformity_loss(probs, index)
             aux.confidence = confidence.mean(dim=1)
 
         at_full_depth = depth == self.depth
         passes = torch.where(at_full_depth, shared_passes, (depth - 1).clamp(max=shared_passes))
-        tokens, _ = self.head_block(tokens)
-        for step in range(shared_passes):
-            tokens = self._run_block(self.shared_block, tokens, passes > step)
-        tokens = self._run_block(self.tail_block, tokens, at_full_depth)
+        schedule = [(self.head_block, None), *((self.shared_block, passes > step) for step in range(shared_passes)),
+                    (self.tail_block, at_full_depth)]
+        for block, active in schedule:
+            tokens = self._run_block(block, tokens, active)
+            if states is not None:
+                states.append(tokens)
 
         layers = 1 + passes + at_full_depth.long()
         aux.halting_steps = layers
         aux.ponder_time = layers[:, 1:].float().mean()
         return tokens, aux
 
-    @staticmethod
-    def _run_block(block: TransformerBlock, tokens: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
-        """Update the active tokens only; the others stay as they are but are still attended to."""
-        if bool(active.all()):
-            return block(tokens)[0]
-        return tokens.index_put((active,), block(tokens, active)[0])
+    def _shared_passes(self, n_loops: int | None) -> int:
+        shared_passes = self.trained_loops if n_loops is None else int(n_loops)
+        if shared_passes < 0:
+            raise ValueError(f"n_loops must be ≥ 0, got {shared_passes}")
+        return shared_passes
+
+    def _run_block(self, block: TransformerBlock, tokens: torch.Tensor, active: torch.Tensor | None) -> torch.Tensor:
+        """Update the active tokens only (all without a mask); the others stay as they are but are still
+        attended to. The block computes an all-active mask densely."""
+        if active is None:
+            return self.run_block(block, tokens)[0]
+        return tokens.index_put((active,), self.run_block(block, tokens, active)[0])
+
+    def intermediate_modules(self, n_loops: int | None = None) -> list[str]:
+        """Layer by layer: the head block, the shared block once per pass, the tail block; a token past its
+        depth keeps its state."""
+        return ["head_block"] + ["shared_block"] * self._shared_passes(n_loops) + ["tail_block"]
+
+    def block_groups(self) -> list[tuple[str, tuple[int, ...] | None]]:
+        return [(r"^ranker\.", (0,)), (r"^head_block\.", (1,)), (r"^shared_block\.", (2,)), (r"^tail_block\.", (3,))]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Logits scaled by the ranker's mean confidence c̄ of the latest forward (Y_C = c̄ · Y)."""
         out = super().forward_head(x, pre_logits)
-        confidence = getattr(self.last_aux, "confidence", None)
-        if pre_logits or confidence is None:
+        confidence = getattr(self._pass[0], "confidence", None) if self._pass is not None else None
+        if pre_logits or self.num_classes == 0 or confidence is None:
             return out
-        return out * confidence.unsqueeze(-1).to(out.dtype)
+        scale = confidence[:, None] if self.global_pool else confidence[:, None, None]  # '' keeps every token
+        return out * scale.to(out.dtype)

@@ -62,9 +62,10 @@ def evaluate(
         _synchronize(ctx.device)
         started = time.perf_counter()
         with torch.autocast(ctx.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits, aux = model(images, n_loops=n_loops, return_aux=True)
+            logits = model.forward_head(model.forward_features(images, n_loops=n_loops))
         _synchronize(ctx.device)
         seconds += time.perf_counter() - started
+        aux = model.last_aux
         logits = logits.float()
         hits = logits.topk(min(5, logits.shape[1]), dim=1).indices == labels[:, None]
         totals += torch.tensor([len(labels), hits[:, 0].sum().item(), hits.any(dim=1).sum().item(),

@@ -2,8 +2,8 @@
 
 FLOPs are torch's convention, 2 per multiply-add (the convention of the Edge-RecViT paper's table:
 DeiT-B ≈ 35 GFLOPs). Matrix products, convolutions and attention are counted (attention on every torch:
-see :mod:`nnunet_rdvit.flops`); norms, activations and softmax are not. Models with data-dependent depth (ACT, Edge-RecViT's ranker) cost what the given
-images make them execute, so count them on real data.
+see :mod:`nnunet_rdvit.flops`); norms, activations and softmax are not. Models with data-dependent depth
+(ACT, Edge-RecViT's ranker) cost what the given images make them execute, so count them on real data.
 """
 
 from __future__ import annotations
@@ -22,6 +22,6 @@ def count_parameters(model: nn.Module) -> int:
 def flops_per_image(model: nn.Module, images: torch.Tensor, n_loops: int | None = None) -> float:
     was_training = model.training
     model.eval()
-    flops = count_flops(lambda: model(images) if n_loops is None else model(images, n_loops=n_loops))  # any nn.Module
+    flops = count_flops(lambda: model.forward_head(model.forward_features(images, n_loops=n_loops)))
     model.train(was_training)
     return flops / images.shape[0]

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nnunet_rdvit.classification.distributed import unwrap
+
 
 @dataclass
 class LossWeights:
@@ -42,7 +44,8 @@ class ClassificationObjective:
     def __call__(
         self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor, progress: float
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        logits, aux = model(images, return_aux=True)
+        logits = model(images)  # through DDP's forward when distributed; the auxiliaries ride beside it
+        aux = unwrap(model).last_aux
         smoothing = self.label_smoothing if targets.ndim == 1 else 0.0
         cross_entropy = F.cross_entropy(logits.float(), targets, label_smoothing=smoothing)
         loss = cross_entropy

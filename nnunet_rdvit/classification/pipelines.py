@@ -136,6 +136,7 @@ def distill_on_folder(data: Path, output: Path, teacher_path: Path | None, num_b
     student_name = STUDENT_PREFIX + teacher_state["model_name"].removeprefix(TEACHER_PREFIX)
     student = create_classifier(student_name, student_kwargs)
     student.init_from_teacher(teacher)
+    student.freeze_teacher_parts()  # Raptor learns the blocks only
     _announce(ctx, student, f"{student_name} phases {student.phases}", settings, train_set, val_set)
     meta = {"model_name": student_name, "model_kwargs": student_kwargs, "class_names": train_set.classes,
             "teacher": str(Path(teacher_path).resolve())}

@@ -1,9 +1,9 @@
 """Raptor-style distillation (Jacobs et al., arXiv:2512.19941): rewrite a trained ViT's L blocks as
 k ≪ L shared blocks applied recurrently, each covering a contiguous range ("phase") of teacher layers.
 
-The student keeps the teacher's patch embedding, CLS token, final norm and head (copied and frozen)
-and learns only the k blocks, by regressing the teacher's token activations after every layer
-(mean over layers of the per-layer MSE). Teacher forcing — feeding layer ℓ the teacher's state ℓ−1
+In distillation the student keeps the teacher's patch embedding, CLS token, final norm and head
+(copied and frozen) and learns only the k blocks, by regressing the teacher's token activations after
+every layer (mean over layers of the per-layer MSE). Teacher forcing — feeding layer ℓ the teacher's state ℓ−1
 instead of the student's own — is used with probability 1 at the start and annealed linearly to 0
 (pure autoregressive roll-out) over the first quarter of training, per sample.
 
@@ -14,17 +14,18 @@ teacher block in the middle of its phase.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from nnunet_rdvit.classification.base import TokenClassifier, fixed_depth
+from nnunet_rdvit.classification.distributed import unwrap
 from nnunet_rdvit.classification.vit import VisionTransformer
 from nnunet_rdvit.networks.aux_outputs import AuxOutputs
-from nnunet_rdvit.networks.block import TransformerBlock
 
 
 def equal_phases(depth: int, num_blocks: int) -> list[int]:
@@ -87,9 +88,10 @@ class RaptorAux(AuxOutputs):
 class RaptorViT(TokenClassifier):
     """k shared blocks; block j is applied ``phases[j]`` times in a row, Σ phases = teacher depth.
 
-    Only the blocks train; the embedding, CLS token, final norm and head are frozen and come from the
-    teacher (:meth:`init_from_teacher`). ``depth`` is the teacher's; ``kwargs``: the shared arguments
-    of :class:`TokenClassifier`, the teacher's geometry.
+    Built like any timm model: every parameter trains (fine-tuning, a new ``num_classes``). Distillation
+    (:class:`RaptorDistillation`, ``classify distill``) starts it from a teacher (:meth:`init_from_teacher`)
+    and learns only the blocks (:meth:`freeze_teacher_parts`). ``depth`` is the teacher's; ``kwargs``: the
+    shared arguments of :class:`TokenClassifier`, the teacher's geometry.
     """
 
     def __init__(self, depth: int = 12, num_blocks: int = 2, phases: Sequence[int] | None = None, **kwargs: Any):
@@ -99,31 +101,45 @@ class RaptorViT(TokenClassifier):
             raise ValueError(f"phases {self.phases} must be positive and sum to the teacher depth {depth}")
         self.blocks = nn.ModuleList(self.new_block() for _ in self.phases)
         self.init_weights()
-        # Only the blocks are learned: embedding, CLS token, final norm and head are the teacher's.
-        for frozen in (self.patch_embed, self.cls_token, self.norm, self.head):
-            frozen.requires_grad_(False)
+        self._forcing: tuple[Sequence[torch.Tensor], torch.Tensor] | None = None
 
-    def layer_blocks(self) -> list[TransformerBlock]:
-        """The block that stands in for each teacher layer, in order."""
-        return [block for block, length in zip(self.blocks, self.phases) for _ in range(length)]
+    def layer_blocks(self) -> list[int]:
+        """The index of the block that stands in for each teacher layer, in order."""
+        return [j for j, length in enumerate(self.phases) for _ in range(length)]
+
+    @contextmanager
+    def teacher_forcing(self, teacher_states: Sequence[torch.Tensor], forced: torch.Tensor) -> Iterator[None]:
+        """Within the block, forward passes feed the samples where ``forced`` (B,) is True the teacher's
+        state ℓ−1 (``teacher_states``, its trajectory) at each layer ℓ, instead of their own. A context
+        rather than forward arguments, so that training calls ``forward(x)`` (through DDP) like any model."""
+        self._forcing = (teacher_states, forced)
+        try:
+            yield
+        finally:
+            self._forcing = None
 
     def forward_blocks(
-        self,
-        tokens: torch.Tensor,
-        n_loops: int | None,
-        teacher_states: Sequence[torch.Tensor] | None = None,
-        teacher_forcing: torch.Tensor | None = None,
+        self, tokens: torch.Tensor, n_loops: int | None, states: list[torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, RaptorAux]:
-        """With ``teacher_states`` (the teacher's trajectory) and a per-sample boolean
-        ``teacher_forcing`` mask, forced samples feed each layer the teacher's previous state."""
         fixed_depth(self, n_loops)
         aux = RaptorAux()
-        for layer, block in enumerate(self.layer_blocks()):
-            if teacher_forcing is not None:
-                tokens = torch.where(teacher_forcing[:, None, None], teacher_states[layer].to(tokens), tokens)
-            tokens, _ = block(tokens)
+        for layer, j in enumerate(self.layer_blocks()):
+            if self._forcing is not None:
+                teacher_states, forced = self._forcing
+                tokens = torch.where(forced[:, None, None], teacher_states[layer].to(tokens), tokens)
+            tokens, _ = self.run_block(self.blocks[j], tokens)
             aux.layer_states.append(tokens)
+        if states is not None:
+            states.extend(aux.layer_states)
         return tokens, aux
+
+    def intermediate_modules(self, n_loops: int | None = None) -> list[str]:
+        """One per teacher layer: the block standing in for it."""
+        fixed_depth(self, n_loops)
+        return [f"blocks.{j}" for j in self.layer_blocks()]
+
+    def block_groups(self) -> list[tuple[str, tuple[int, ...] | None]]:
+        return [(r"^blocks\.(\d+)", None)]
 
     def init_from_teacher(self, teacher: VisionTransformer) -> None:
         """Copy the teacher's embedding, CLS token, final norm and head; start block j from the teacher
@@ -136,6 +152,12 @@ class RaptorViT(TokenClassifier):
         for block, length in zip(self.blocks, self.phases):
             block.load_state_dict(teacher.blocks[start + length // 2].state_dict())
             start += length
+
+    def freeze_teacher_parts(self) -> None:
+        """Raptor's recipe: the embedding, CLS token, final norm and head stay the teacher's; only the
+        blocks learn."""
+        for part in (self.patch_embed, self.cls_token, self.norm, self.head):
+            part.requires_grad_(False)
 
 
 class RaptorDistillation:
@@ -152,9 +174,11 @@ class RaptorDistillation:
         with torch.no_grad():
             states = self.teacher.trajectory(self.teacher.embed(images)[0])
         probability = teacher_forcing_probability(progress, self.anneal_fraction)
-        forcing = torch.rand(images.shape[0], device=images.device) < probability
-        _, aux = model(images, return_aux=True, teacher_states=states, teacher_forcing=forcing)
-        losses = [F.mse_loss(s.float(), t.float()) for s, t in zip(aux.layer_states, states[1:])]
+        forced = torch.rand(images.shape[0], device=images.device) < probability
+        student = unwrap(model)
+        with student.teacher_forcing(states, forced):
+            model(images)
+        losses = [F.mse_loss(s.float(), t.float()) for s, t in zip(student.last_aux.layer_states, states[1:])]
         loss = torch.stack(losses).mean()
         return loss, {"distill_mse": loss.detach(), "last_layer_mse": losses[-1].detach(),
                       "teacher_forcing": torch.tensor(probability)}

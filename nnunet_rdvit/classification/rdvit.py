@@ -47,6 +47,7 @@ class RecurrentDepthViT(TokenClassifier):
             self.new_block(feedforward), self.embed_dim, num_loops, lora_rank, act, act_threshold,
             halting_bias_init, min_loops, lti, self.norm_kind, checkpoint_loops,
         )
+        self.grad_checkpointing = checkpoint_loops
         self.init_weights()
         self.core.reset_adaptive_parameters()  # halting bias and zero LoRA `up`, overwritten by init_weights
 
@@ -54,5 +55,22 @@ class RecurrentDepthViT(TokenClassifier):
         """The per-loop LoRA scales start at 1: decaying them would shrink every loop's adaptation."""
         return super().no_weight_decay() | ({"core.lora.scales"} if self.core.lora is not None else set())
 
-    def forward_blocks(self, tokens: torch.Tensor, n_loops: int | None) -> tuple[torch.Tensor, AuxOutputs]:
-        return self.core(tokens, n_loops)
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Checkpoint each loop of the core (the ``checkpoint_loops`` constructor argument)."""
+        super().set_grad_checkpointing(enable)
+        self.core.checkpoint_loops = enable
+
+    def forward_blocks(
+        self, tokens: torch.Tensor, n_loops: int | None, states: list[torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, AuxOutputs]:
+        return self.core(tokens, n_loops, states=states)
+
+    def intermediate_modules(self, n_loops: int | None = None) -> list[str]:
+        """The core, once per loop: the state h after each loop (ACT's output is their weighted mixture)."""
+        loops = self.trained_loops if n_loops is None else int(n_loops)
+        if loops < self.core.min_loops:
+            raise ValueError(f"n_loops={loops} is below the configured min_loops={self.core.min_loops}")
+        return ["core"] * loops
+
+    def block_groups(self) -> list[tuple[str, tuple[int, ...] | None]]:
+        return [(r"^core\.", None)]

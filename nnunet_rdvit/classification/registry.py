@@ -16,7 +16,7 @@ import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
-from nnunet_rdvit.classification.base import TokenClassifier
+from nnunet_rdvit.classification.base import TokenClassifier, as_pair
 from nnunet_rdvit.classification.bvit import BlockRecurrentViT
 from nnunet_rdvit.classification.edge_recvit import EdgeRecViT
 from nnunet_rdvit.classification.raptor import RaptorViT
@@ -62,10 +62,14 @@ default_cfgs = generate_default_cfgs({
 
 def _entrypoint(name: str, model_class: type[nn.Module], defaults: dict[str, Any]) -> Callable[..., nn.Module]:
     def create(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-        model = build_model_with_cfg(model_class, name, pretrained, **{**defaults, **kwargs})
-        # timm keeps the registered 224² input size even for img_size=…; data configs must see the real one
-        model.pretrained_cfg = model.default_cfg = {**model.pretrained_cfg, "input_size": model.input_size}
-        return model
+        kwargs = {**defaults, **kwargs}
+        overlay = dict(kwargs.pop("pretrained_cfg_overlay", None) or {})
+        if "img_size" in kwargs or "in_chans" in kwargs:
+            # the registered cfg says 224²; data configs (and features_only wrappers) must see the real size
+            overlay["input_size"] = (kwargs.get("in_chans", 3), *as_pair(kwargs.get("img_size", 224)))
+        # features_only=True: timm's getter wrapper over forward_intermediates, the last 3 by default (as ViT)
+        return build_model_with_cfg(model_class, name, pretrained, pretrained_cfg_overlay=overlay,
+                                    feature_cfg=dict(out_indices=3, feature_cls="getter"), **kwargs)
 
     create.__name__ = create.__qualname__ = name
     create.__doc__ = f"{model_class.__name__}({', '.join(f'{k}={v!r}' for k, v in defaults.items())})"

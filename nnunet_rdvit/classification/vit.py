@@ -25,9 +25,21 @@ class VisionTransformer(TokenClassifier):
         self.blocks = nn.ModuleList(self.new_block() for _ in range(depth))
         self.init_weights()
 
-    def forward_blocks(self, tokens: torch.Tensor, n_loops: int | None) -> tuple[torch.Tensor, AuxOutputs]:
+    def forward_blocks(
+        self, tokens: torch.Tensor, n_loops: int | None, states: list[torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, AuxOutputs]:
         fixed_depth(self, n_loops)
-        return self.trajectory(tokens)[-1], AuxOutputs()
+        trajectory = self.trajectory(tokens)
+        if states is not None:
+            states.extend(trajectory[1:])
+        return trajectory[-1], AuxOutputs()
+
+    def intermediate_modules(self, n_loops: int | None = None) -> list[str]:
+        fixed_depth(self, n_loops)
+        return [f"blocks.{i}" for i in range(len(self.blocks))]
+
+    def block_groups(self) -> list[tuple[str, tuple[int, ...] | None]]:
+        return [(r"^blocks\.(\d+)", None)]
 
     def trajectory(self, tokens: torch.Tensor) -> list[torch.Tensor]:
         """The embedded tokens followed by the output of every block (``depth`` + 1 states).
@@ -36,5 +48,5 @@ class VisionTransformer(TokenClassifier):
         """
         states = [tokens]
         for block in self.blocks:
-            states.append(block(states[-1])[0])
+            states.append(self.run_block(block, states[-1])[0])
         return states

@@ -72,10 +72,11 @@ class TransformerBlock(nn.Module):
 
         With a boolean ``active`` mask (B, N), only the active tokens are queried and fed forward, and
         they alone are returned, as (M, D) in ``x[active]`` order; every token still serves as a key
-        and value. This is what makes halted ACT tokens cost nothing but their keys and values.
+        and value. This is what makes halted ACT tokens cost nothing but their keys and values. A mask
+        that is all True takes the dense path (nothing to gather) and returns (B·N, D), the same order.
         """
         normed = self.norm1(x)
-        if active is None:
+        if active is None or bool(active.all()):
             tokens = (x + self.attn(normed)).flatten(0, 1)
         else:
             rows, valid = active_token_index(active)

@@ -6,6 +6,7 @@ import math
 from typing import Sequence
 
 import torch
+import torch.fx
 import torch.nn.functional as F
 from dynamic_network_architectures.building_blocks.helper import convert_dim_to_conv_op
 from torch import nn
@@ -34,6 +35,29 @@ def round_up_to_multiple(patch_size: Sequence[int], token_size: Sequence[int]) -
     return [int(math.ceil(p / t) * t) for p, t in zip(patch_size, token_size)]
 
 
+def checked_image(x: torch.Tensor, token_size: Sequence[int]) -> torch.Tensor:
+    """``x`` unchanged once :func:`check_token_size` accepts its spatial shape."""
+    check_token_size(tuple(x.shape[2:]), token_size)
+    return x
+
+
+def position_embedding(pos_embed: torch.Tensor, trained_grid: Sequence[int], features: torch.Tensor) -> torch.Tensor:
+    """``pos_embed`` (1, N, D) for the grid of ``features`` (B, D, *grid): as learned, or interpolated."""
+    grid = tuple(features.shape[2:])
+    if grid == tuple(trained_grid):
+        return pos_embed
+    pos = pos_embed.transpose(1, 2).reshape(1, -1, *trained_grid)
+    mode = "bilinear" if len(grid) == 2 else "trilinear"
+    pos = F.interpolate(pos, size=grid, mode=mode, align_corners=False)
+    return pos.flatten(2).transpose(1, 2)
+
+
+# Shape-dependent Python: leaves for torch.fx, so that a symbolic trace (torchvision's or timm's feature
+# extraction) records one call instead of failing on the shape proxies.
+torch.fx.wrap("checked_image")
+torch.fx.wrap("position_embedding")
+
+
 class PatchEmbed(nn.Module):
     """Cuts the image into non-overlapping token patches (conv with kernel = stride = token size).
 
@@ -51,18 +75,8 @@ class PatchEmbed(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, math.prod(self.grid_size), embed_dim))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Size]:
         """Returns tokens (B, N, D) and the token grid shape."""
-        check_token_size(tuple(x.shape[2:]), self.token_size)
-        x = self.proj(x)
-        grid = tuple(x.shape[2:])
+        x = self.proj(checked_image(x, self.token_size))
         tokens = x.flatten(2).transpose(1, 2)
-        return tokens + self._position_embedding(grid), grid
-
-    def _position_embedding(self, grid: tuple[int, ...]) -> torch.Tensor:
-        if grid == self.grid_size:
-            return self.pos_embed
-        pos = self.pos_embed.transpose(1, 2).reshape(1, -1, *self.grid_size)
-        mode = "bilinear" if len(grid) == 2 else "trilinear"
-        pos = F.interpolate(pos, size=grid, mode=mode, align_corners=False)
-        return pos.flatten(2).transpose(1, 2)
+        return tokens + position_embedding(self.pos_embed, self.grid_size, x), x.shape[2:]

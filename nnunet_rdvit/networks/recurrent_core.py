@@ -139,13 +139,16 @@ class RecurrentCore(nn.Module):
         return self.sparse_act if self.sparse_act is not None else not self.training
 
     def forward(
-        self, e: torch.Tensor, n_loops: int | None = None, act: bool | None = None
+        self, e: torch.Tensor, n_loops: int | None = None, act: bool | None = None,
+        states: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, AuxOutputs]:
         """``e``: embedded tokens (B, N, D). Returns the output tokens and the ACT/MoE auxiliaries.
 
         ``n_loops`` overrides T (it may exceed the trained count). ``act=False`` switches halting off for
         this call: every token runs all loops and the output is the final state — the fixed-depth reading
-        that depth-extrapolation analyses compare ACT against.
+        that depth-extrapolation analyses compare ACT against. ``states``, if given, receives the state h
+        after each of the ``n_loops`` loops (fp32, (B, N, D)); loops skipped because every token had halted
+        repeat the final, frozen state, so it always gets ``n_loops`` entries.
         """
         loops = self.num_loops if n_loops is None else int(n_loops)
         if loops < self.min_loops:
@@ -174,6 +177,8 @@ class RecurrentCore(nn.Module):
             else:
                 h, p, routing = self._step(h, e, loop, running_mask, sparse, halting)
             loops_executed += 1
+            if states is not None:
+                states.append(h)
             halting_steps = halting_steps + running.long()
             if routing is not None:
                 routing_log.append(routing)
@@ -192,6 +197,8 @@ class RecurrentCore(nn.Module):
                 break
             all_running = n_running == running.numel()
 
+        if states is not None:
+            states.extend([h] * (loops - loops_executed))
         steps = halting_steps.float()
         aux = AuxOutputs(
             ponder_loss=(steps + remainder).mean() if halting else None,
