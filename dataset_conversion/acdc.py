@@ -30,12 +30,14 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from nnunet_rdvit.atomic import atomic_path
 from nnunet_rdvit.dataset_conversion.acdc_source import AcdcPatient, SourceFile, read_acdc_source
 from nnunet_rdvit.dataset_conversion.metadata import CASE_METADATA_FILE
 from nnunet_rdvit.dataset_conversion.splits import patient_grouped_splits
 from nnunet_rdvit.errors import UserError
+from nnunet_rdvit.paths import creatable_folder_problem
 
 DATASET_NAME = "ACDC"
 SPLITS_FILE = "splits_final.json"
@@ -61,16 +63,19 @@ class ConversionResult:
 
 
 def convert_acdc(raw_dir: str | Path, nnunet_raw_dir: str | Path | None = None, dataset_id: int = 27, *,
-                 overwrite: bool = False, progress: bool = True) -> ConversionResult:
+                 overwrite: bool = False, progress: bool = True,
+                 environment: Mapping[str, str] | None = None) -> ConversionResult:
     """Convert ``raw_dir`` (the ACDC folder containing ``training/`` and optionally ``testing/``) into
     ``<nnunet_raw_dir>/Dataset{id:03d}_ACDC``.
 
-    ``nnunet_raw_dir`` defaults to ``$nnUNet_raw``. Problems the user can fix (bad data, missing variable,
+    ``nnunet_raw_dir`` defaults to ``$nnUNet_raw``; nnU-Net's folder variables are read from ``environment``
+    (default: ``os.environ``; the demo passes its own folders). Problems the user can fix (bad data, missing variable,
     a different dataset in the way) raise :class:`UserError` before anything is written.
     """
     start = time.perf_counter()
     raw_dir = Path(raw_dir).expanduser().resolve()
-    raw_root = _nnunet_raw_root(nnunet_raw_dir)
+    environment = os.environ if environment is None else environment
+    raw_root = _nnunet_raw_root(nnunet_raw_dir, environment)
     dataset_id = int(dataset_id)
     if not 1 <= dataset_id <= 999:
         raise UserError(f"dataset id must be between 1 and 999, got {dataset_id}")
@@ -79,9 +84,12 @@ def convert_acdc(raw_dir: str | Path, nnunet_raw_dir: str | Path | None = None, 
     if target.is_relative_to(raw_dir) or raw_dir.is_relative_to(target):
         raise UserError(f"the output {target} and the ACDC source {raw_dir} overlap; the source is never "
                         f"modified, so choose an nnUNet_raw folder outside it")
-    preprocessed = _env_dir("nnUNet_preprocessed")
+    preprocessed = _env_dir("nnUNet_preprocessed", environment)
+    if preprocessed is not None and (problem := creatable_folder_problem(preprocessed)):
+        raise UserError(f"nnUNet_preprocessed ({problem}) is where the splits and case metadata also go; point "
+                        f"it to a folder you can write to, or unset it")
     preprocessed_dir = preprocessed / name if preprocessed else None
-    _check_id_unused(dataset_id, name, raw_root)
+    _check_id_unused(dataset_id, name, raw_root, environment)
 
     patients = read_acdc_source(raw_dir, progress=progress)
     copies, metadata = _plan_outputs(patients)
@@ -121,27 +129,29 @@ def convert_acdc(raw_dir: str | Path, nnunet_raw_dir: str | Path | None = None, 
     )
 
 
-def _nnunet_raw_root(nnunet_raw_dir: str | Path | None) -> Path:
+def _nnunet_raw_root(nnunet_raw_dir: str | Path | None, environment: Mapping[str, str]) -> Path:
     # nnunetv2 2.8's nnUNet_raw is an _EnvPath (falsy when unset, os.fspath when set); strings and Paths work too.
-    value = os.environ.get("nnUNet_raw") if nnunet_raw_dir is None else nnunet_raw_dir
+    value = environment.get("nnUNet_raw") if nnunet_raw_dir is None else nnunet_raw_dir
     if not value or not os.fspath(value).strip():
         raise UserError("no nnU-Net raw folder: set the nnUNet_raw environment variable "
                         "(export nnUNet_raw=/path/to/nnUNet_raw) or pass --nnunet-raw /path/to/nnUNet_raw")
     root = Path(os.fspath(value)).expanduser().resolve()
-    if root.exists() and not root.is_dir():
-        raise UserError(f"nnU-Net raw folder {root} exists but is not a folder")
+    problem = creatable_folder_problem(root)
+    if problem is not None:
+        where = "set nnUNet_raw to" if nnunet_raw_dir is None else "pass --nnunet-raw"
+        raise UserError(f"nnU-Net raw folder: {problem}; {where} a folder you can write to")
     return root
 
 
-def _env_dir(variable: str) -> Path | None:
-    value = os.environ.get(variable, "").strip()
+def _env_dir(variable: str, environment: Mapping[str, str]) -> Path | None:
+    value = environment.get(variable, "").strip()
     return Path(value).expanduser().resolve() if value else None
 
 
-def _check_id_unused(dataset_id: int, name: str, raw_root: Path) -> None:
+def _check_id_unused(dataset_id: int, name: str, raw_root: Path, environment: Mapping[str, str]) -> None:
     """nnU-Net refuses to run when two dataset names share an id across raw, preprocessed and results."""
-    roots = {"nnUNet_raw": raw_root, "nnUNet_preprocessed": _env_dir("nnUNet_preprocessed"),
-             "nnUNet_results": _env_dir("nnUNet_results")}
+    roots = {"nnUNet_raw": raw_root, "nnUNet_preprocessed": _env_dir("nnUNet_preprocessed", environment),
+             "nnUNet_results": _env_dir("nnUNet_results", environment)}
     for variable, root in roots.items():
         if root is None or not root.is_dir():
             continue

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_rdvit.errors import UserError
+from nnunet_rdvit.paths import kind_of, require_folder
 
 SUBSETS = ("training", "testing")
 GROUPS = ("DCM", "HCM", "MINF", "NOR", "RV")
@@ -81,8 +82,12 @@ def read_acdc_source(raw_dir: Path, progress: bool = True) -> list[AcdcPatient]:
 
 
 def _find_patient_dirs(raw_dir: Path) -> list[tuple[str, Path]]:
-    if not raw_dir.is_dir():
-        raise UserError(f"ACDC folder {raw_dir} does not exist or is not a folder")
+    require_folder(raw_dir, "ACDC folder")
+    for subset in SUBSETS:
+        kind = kind_of(raw_dir / subset)
+        if kind != "a folder" and not kind.startswith("missing"):
+            raise UserError(f"{raw_dir / subset} is {kind}; the ACDC {subset}/ entry must be a folder of patient "
+                            "folders")
     if not (raw_dir / "training").is_dir():
         if any(_PATIENT_DIR.match(entry.name) for entry in raw_dir.iterdir() if entry.is_dir()):
             raise UserError(f"{raw_dir} holds patient folders itself; pass the ACDC folder that contains "
@@ -109,7 +114,8 @@ def _read_patient(raw_dir: Path, subset: str, folder: Path) -> tuple[AcdcPatient
     problems: list[str] = []
     info_path = folder / "Info.cfg"
     if not info_path.is_file():
-        return None, ["Info.cfg is missing"]
+        kind = kind_of(info_path)
+        return None, ["Info.cfg is missing" if kind == "missing" else f"Info.cfg is {kind}, not a text file"]
     info_bytes = info_path.read_bytes()
     info, info_problems = parse_info_cfg(info_bytes.decode("utf-8", errors="replace"),
                                          group_required=subset == "training")
@@ -204,6 +210,9 @@ def _check_volume(raw_dir: Path, path: Path, role: str, is_label: bool,
 
     what = "label" if is_label else "image"
     if not path.is_file():
+        kind = kind_of(path)
+        if kind != "missing":
+            return None, [f"{path.name} is {kind}, not a NIfTI file ({what} of the {role} named in Info.cfg)"]
         return None, [f"{path.name} is missing ({what} of the {role} named in Info.cfg)"] if required else []
     data = path.read_bytes()
     source = SourceFile(path, path.relative_to(raw_dir).as_posix(), hashlib.sha256(data).hexdigest())

@@ -4,7 +4,10 @@ stock ``nnUNetv2_*`` commands, in one self-contained output folder."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -37,9 +40,9 @@ class DemoResult:
     seconds: float
 
 
-def prepare_output_folder(output: Path, overwrite: bool) -> None:
-    """Create ``output``; an existing non-empty folder is replaced only with ``overwrite`` and only if
-    an earlier demo made it — the demo never deletes a folder it did not create."""
+def check_output_folder(output: Path, overwrite: bool) -> None:
+    """The refusals of :func:`prepare_output_folder`, touching nothing: a file in the way, an earlier run there
+    without ``overwrite``, or a non-empty folder the demo did not create."""
     if output.exists() and not output.is_dir():
         raise UserError(f"{output} exists and is not a folder; choose another --output")
     if output.is_dir() and any(output.iterdir()):
@@ -49,6 +52,13 @@ def prepare_output_folder(output: Path, overwrite: bool) -> None:
         if not (output / MARKER).exists():
             raise UserError(f"{output} was not created by `nnunet-rdvit demo` (no {MARKER} file); refusing to "
                             "delete it even with --overwrite — choose another --output")
+
+
+def prepare_output_folder(output: Path, overwrite: bool) -> None:
+    """Create ``output``; an existing non-empty folder is replaced only with ``overwrite`` and only if
+    an earlier demo made it — the demo never deletes a folder it did not create."""
+    check_output_folder(output, overwrite)
+    if output.is_dir() and any(output.iterdir()):
         shutil.rmtree(output)
     try:
         output.mkdir(parents=True, exist_ok=True)
@@ -56,6 +66,32 @@ def prepare_output_folder(output: Path, overwrite: bool) -> None:
     except OSError as error:
         raise UserError(f"cannot write the demo output folder {output}: {error.strerror}; choose a writable "
                         "--output") from error
+
+
+def check_settings(settings: DemoSettings) -> None:
+    """Refuse what would fail only after minutes of data generation and planning: a CUDA device that is not
+    there, an nnU-Net worker count nnU-Net cannot parse, a trainer nnU-Net cannot find."""
+    if settings.device == "cuda" and _best_device() != "cuda":
+        raise UserError("--device cuda, but torch sees no CUDA GPU; use --device cpu (or auto)")
+    workers = os.environ.get("nnUNet_n_proc_DA")
+    if workers is not None and not workers.strip().isdigit():
+        raise UserError(f"nnUNet_n_proc_DA={workers!r} is not a whole number of data-augmentation workers; set it "
+                        "to 0 (augment in the main process, fastest on a CPU) or more, or unset it")
+    _check_trainer_exists(settings.trainer)
+
+
+def _check_trainer_exists(name: str) -> None:
+    """nnU-Net's own trainer lookup (the one ``nnUNetv2_train -tr`` uses; a few seconds: it imports every trainer)."""
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net narrates its search
+        try:
+            recursive_find_trainer_class_by_name(name)
+        except (RuntimeError, AssertionError):  # no class of that name; a class that is not an nnUNetTrainer
+            raise UserError(f"nnU-Net finds no trainer named {name!r} (searched nnU-Net's trainers and "
+                            f"nnUNet_extTrainer={os.environ.get('nnUNet_extTrainer', '')!r}); use e.g. "
+                            "RDViTTrainer_demo, RDViTTrainer or nnUNetTrainer, or point nnUNet_extTrainer to the "
+                            "folder with your trainer's module") from None
 
 
 def _stage(number: int, total: int, text: str) -> None:
@@ -68,6 +104,8 @@ def run_demo(settings: DemoSettings) -> DemoResult:
 
     start = time.time()
     out = settings.output.resolve()
+    check_output_folder(out, settings.overwrite)  # the quick refusals first, then the trainer lookup
+    check_settings(settings)
     prepare_output_folder(out, settings.overwrite)
     raw, nn_raw, nn_pre, nn_res, logs = (out / "acdc_raw", out / "nnUNet_raw", out / "nnUNet_preprocessed",
                                          out / "nnUNet_results", out / "logs")
@@ -82,18 +120,20 @@ def run_demo(settings: DemoSettings) -> DemoResult:
     (held_out / "training").rename(raw / "testing")
     shutil.rmtree(held_out)
 
+    env = nnunet_environment(nn_raw, nn_pre, nn_res)  # the demo's own folders, never the user's nnU-Net folders
     _stage(2, total, "Converting it to nnU-Net's raw format (patient-grouped 5-fold split)")
-    conversion = convert_acdc(raw, nn_raw, settings.dataset_id, progress=True)
+    conversion = convert_acdc(raw, nn_raw, settings.dataset_id, progress=True, environment=env)
     dataset = conversion.dataset_dir.name
     print(f"  {conversion.n_training_cases} training cases, {conversion.n_test_cases} test cases -> "
           f"{conversion.dataset_dir}")
 
-    env = nnunet_environment(nn_raw, nn_pre, nn_res)
     did = str(settings.dataset_id)
     _stage(3, total, f"nnU-Net planning and preprocessing ({settings.configuration})")
+    # Planning sets torch's thread count from nnUNet_n_proc_DA and needs >= 1, whatever training uses (0 is the
+    # CPU users' setting for training).
     run_stock_command("nnUNetv2_plan_and_preprocess",
                       ["-d", did, "-c", settings.configuration, "-np", "1", "--verify_dataset_integrity"],
-                      {**env, "nnUNet_n_proc_DA": env.get("nnUNet_n_proc_DA", "1")}, logs / "plan_and_preprocess.log")
+                      {**env, "nnUNet_n_proc_DA": "1"}, logs / "plan_and_preprocess.log")
 
     _stage(4, total, f"Training {settings.trainer} on fold 0 ({device})")
     run_stock_command("nnUNetv2_train", [did, settings.configuration, "0", "-tr", settings.trainer, "-device", device],

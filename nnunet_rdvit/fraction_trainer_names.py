@@ -1,4 +1,5 @@
-"""Names of the data-fraction trainers: ``<Base>_frac<P>[_ep<E>_it<I>[_bs<B>]][_notta]``.
+"""Names of the data-fraction trainers: ``<Base>_frac<P>[_ep<E>_it<I>[_bs<B>]][_notta]`` (a budget of epochs ×
+iterations per epoch) and ``<Base>_frac<P>_min<M>[_it<I>][_bs<B>][_notta]`` (a budget of M minutes of training).
 
 The name carries everything that distinguishes one low-data run from another — base trainer, percentage of
 training patients and, when they are not nnU-Net's defaults, the training budget and whether inference uses
@@ -30,9 +31,13 @@ STANDARD_PERCENTS = (10, 25, 50, 100)
 # nnU-Net validates 50 batches per 250 training iterations; budget trainers keep that ratio (at least one).
 VAL_ITERATIONS_RATIO = 5
 
+VALID_FORMS = "<Base>_frac<P>[_ep<E>_it<I>[_bs<B>]][_notta] or <Base>_frac<P>_min<M>[_it<I>][_bs<B>][_notta]"
 _NAME = re.compile(r"^(?P<base>.+)_frac(?P<percent>[1-9]\d{0,2})"
-                   r"(?:_ep(?P<epochs>[1-9]\d*)_it(?P<iterations>[1-9]\d*)(?:_bs(?P<batch_size>[1-9]\d*))?)?"
+                   r"(?:_ep(?P<epochs>[1-9]\d*)_it(?P<iterations>[1-9]\d*)(?:_bs(?P<batch_size>[1-9]\d*))?"
+                   r"|_min(?P<minutes>[1-9]\d*)(?:_it(?P<minute_iterations>[1-9]\d*))?"
+                   r"(?:_bs(?P<minute_batch_size>[1-9]\d*))?)?"
                    r"(?P<no_tta>_notta)?$")
+_BUDGET_PART = re.compile(r"^(ep|it|min|bs)(.*)$")
 
 
 @dataclass(frozen=True)
@@ -44,11 +49,9 @@ class TrainingBudget:
     batch_size: int | None = None  # None: the batch size of the plans
 
     def __post_init__(self) -> None:
-        for field, value in (("epochs", self.epochs), ("iterations", self.iterations)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"budget {field} must be a positive integer, got {value!r}")
-        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
-            raise ValueError(f"budget batch size must be a positive integer, got {self.batch_size!r}")
+        _check_positive("epochs", self.epochs)
+        _check_positive("iterations", self.iterations)
+        _check_optional_positive("batch size", self.batch_size)
 
     @property
     def val_iterations(self) -> int:
@@ -64,10 +67,44 @@ class TrainingBudget:
 
 
 @dataclass(frozen=True)
+class TimeBudget:
+    """Minutes of training wall-clock replacing nnU-Net's 1000 epochs; optionally the iterations per epoch
+    (training stops at the first epoch boundary after the budget, so shorter epochs overshoot less) and the
+    batch size."""
+
+    minutes: int
+    iterations: int | None = None  # None: nnU-Net's 250 per epoch
+    batch_size: int | None = None  # None: the batch size of the plans
+
+    def __post_init__(self) -> None:
+        _check_positive("minutes", self.minutes)
+        _check_optional_positive("iterations", self.iterations)
+        _check_optional_positive("batch size", self.batch_size)
+
+    @property
+    def seconds(self) -> float:
+        return 60.0 * self.minutes
+
+    @property
+    def val_iterations(self) -> int | None:
+        return None if self.iterations is None else max(1, math.ceil(self.iterations / VAL_ITERATIONS_RATIO))
+
+    @property
+    def suffix(self) -> str:
+        return (f"_min{self.minutes}" + (f"_it{self.iterations}" if self.iterations else "")
+                + (f"_bs{self.batch_size}" if self.batch_size else ""))
+
+    def describe(self) -> str:
+        epochs = f"epochs of {_count(self.iterations, 'iteration')}" if self.iterations else "epochs of 250 iterations"
+        batch = f", batch {self.batch_size}" if self.batch_size else ", batch size of the plans"
+        return f"{_count(self.minutes, 'minute')} of training ({epochs}){batch}"
+
+
+@dataclass(frozen=True)
 class FractionTrainerSpec:
     base: str
     percent: int
-    budget: TrainingBudget | None = None  # None: the base trainer's own budget (nnU-Net's 1000 × 250)
+    budget: TrainingBudget | TimeBudget | None = None  # None: the base trainer's own budget (nnU-Net's 1000 × 250)
     test_time_mirroring: bool = True
 
     def __post_init__(self) -> None:
@@ -98,11 +135,77 @@ def parse_fraction_trainer_name(name: str) -> FractionTrainerSpec | None:
     match = _NAME.match(name)
     if match is None or match["base"] not in FRACTION_BASES or int(match["percent"]) > 100:
         return None
-    budget = None
+    budget: TrainingBudget | TimeBudget | None = None
     if match["epochs"]:
-        batch_size = int(match["batch_size"]) if match["batch_size"] else None
-        budget = TrainingBudget(int(match["epochs"]), int(match["iterations"]), batch_size)
+        budget = TrainingBudget(int(match["epochs"]), int(match["iterations"]), _int_or_none(match["batch_size"]))
+    elif match["minutes"]:
+        budget = TimeBudget(int(match["minutes"]), _int_or_none(match["minute_iterations"]),
+                            _int_or_none(match["minute_batch_size"]))
     return FractionTrainerSpec(match["base"], int(match["percent"]), budget, test_time_mirroring=not match["no_tta"])
+
+
+def invalid_fraction_name_reason(name: str) -> str | None:
+    """Why ``name``, which looks like a data-fraction trainer (one of :data:`FRACTION_BASES` followed by
+    ``_frac``, ``_min`` or ``_ep``), is not a valid one, naming the valid forms; None for every other name.
+
+    Only our bases are claimed, so nnU-Net's stock variants (``nnUNetTrainer_5epochs``) and users' own trainers
+    (``MyTrainer_frac10``) are never affected.
+    """
+    if parse_fraction_trainer_name(name) is not None:
+        return None
+    bases = [base for base in FRACTION_BASES if re.match(rf"^{re.escape(base)}_(frac|min|ep)", name)]
+    if not bases:
+        return None
+    base = max(bases, key=len)
+    rest = name[len(base) + 1:]
+    example = f"e.g. {base}_frac100_min30 or {base}_frac10_ep50_it250_notta"
+    return (f"invalid trainer name {name!r}: {_first_problem(base, rest)}; data-fraction trainers are named "
+            f"{VALID_FORMS} (P a whole percentage 1-100; E, I, M, B positive integers), {example}")
+
+
+def _first_problem(base: str, rest: str) -> str:
+    """The first thing wrong in the part of a name after ``<base>_``."""
+    parts = rest.split("_")
+    if not parts[0].startswith("frac"):
+        return f"a budget needs a data fraction first ({base}_frac100_{rest})"
+    percent = parts[0][len("frac"):]
+    if not (percent.isdigit() and not percent.startswith("0") and 1 <= int(percent) <= 100):
+        return f"the data fraction must be a whole percentage from 1 to 100 (no leading zeros), got {percent!r}"
+    seen: list[str] = []
+    for part in parts[1:]:
+        if part == "notta":
+            seen.append(part)
+            continue
+        budget_part = _BUDGET_PART.match(part)
+        if budget_part is None:
+            return f"unknown part _{part}"
+        key, value = budget_part.groups()
+        if not (value.isdigit() and not value.startswith("0")):
+            return f"_{key} needs a positive integer, got {value!r}"
+        seen.append(key)
+    if "ep" in seen and "min" in seen:
+        return "a budget is either epochs × iterations (_ep<E>_it<I>) or minutes (_min<M>), not both"
+    if "ep" in seen and "it" not in seen:
+        return "_ep<E> needs the iterations per epoch too (_ep<E>_it<I>)"
+    if ("it" in seen or "bs" in seen) and "ep" not in seen and "min" not in seen:
+        return "_it<I> and _bs<B> are part of a budget: give _ep<E>_it<I> or _min<M> before them"
+    if len(set(seen)) != len(seen):
+        return "a part is given twice"
+    return "its parts are out of order"
+
+
+def _check_positive(field: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"budget {field} must be a positive integer, got {value!r}")
+
+
+def _check_optional_positive(field: str, value: object) -> None:
+    if value is not None:
+        _check_positive(field, value)
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return int(text) if text else None
 
 
 def _count(n: int, noun: str) -> str:

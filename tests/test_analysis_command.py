@@ -109,27 +109,59 @@ def _labelled_folder_missing_a_label(tiny_workspace, tmp: Path) -> list[str]:
     return ["--images", str(images), "--labels", str(labels)]
 
 
+def _labelled_folder_with_a_truncated_image(tiny_workspace, tmp: Path) -> list[str]:
+    """Two labelled cases; the first image is cut to two thirds (nnU-Net's reader would still return a volume)."""
+    raw = tiny_workspace.raw / tiny_workspace.dataset
+    images, labels = tmp / "images", tmp / "labels"
+    images.mkdir(exist_ok=True)
+    labels.mkdir(exist_ok=True)
+    for name in ("patient001_frame01", "patient001_frame14"):
+        shutil.copy(raw / "imagesTr" / f"{name}_0000.nii.gz", images)
+        shutil.copy(raw / "labelsTr" / f"{name}.nii.gz", labels)
+    damaged = images / "patient001_frame01_0000.nii.gz"
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size * 2 // 3])
+    return ["--images", str(images), "--labels", str(labels)]
+
+
 @pytest.mark.parametrize("case, message", [
     ("missing model folder", "model folder {tmp}/nowhere does not exist"),
     ("fold without checkpoint", "fold(s) 3 have no checkpoint_final.pth in"),
     ("labels folder missing a case", "1 case(s) incomplete — patient001_frame14: no label patient001_frame14.nii.gz"),
     ("images without labels", "--images and --labels go together"),
     ("no nnUNet_preprocessed", "nnUNet_preprocessed is not set"),
-    ("loops below one", "argument --loops: expected a positive integer, got '0'"),
+    ("loops below one", "argument --loops: expected a positive integer, got 0"),
+    ("too many loops", "--loops 100000000: at most 30 loops (10 × the trained T = 3); each loop count is a full "
+                       "sliding-window prediction of every case"),
+    ("too many permutations", "argument --permutations: expected an integer from 0 to 100000"),
+    ("tile step too small", "argument --step-size: a tile step of 0.001 is below 0.1"),
+    ("truncated image", "case patient001_frame01: patient001_frame01_0000.nii.gz is truncated (the gzip stream ends "
+                        "early); copy or export the file again ({tmp}/images/patient001_frame01_0000.nii.gz)"),
+    ("images folder is a file", "--images folder {tmp}/images/patient001_frame01_0000.nii.gz is a file, not a folder; "
+                                "pass a folder"),
 ])
 def test_bad_inputs_exit_2_with_one_clear_line(case, message, nnunet_env, tiny_trained_model, tmp_path, capsys,
                                                monkeypatch) -> None:
     out = tmp_path / "report"
     args = {"missing model folder": [tmp_path / "nowhere"],
             "fold without checkpoint": [tiny_trained_model, "-f", "3"],
-            "labels folder missing a case": [tiny_trained_model,
-                                             *_labelled_folder_missing_a_label(nnunet_env, tmp_path)],
+            "labels folder missing a case": lambda: [tiny_trained_model,
+                                                     *_labelled_folder_missing_a_label(nnunet_env, tmp_path)],
             "images without labels": [tiny_trained_model, "--images", tmp_path],
             "no nnUNet_preprocessed": [tiny_trained_model],
-            "loops below one": [tiny_trained_model, "--loops", "0"]}[case]
+            "loops below one": [tiny_trained_model, "--loops", "0"],
+            "too many loops": [tiny_trained_model, "--loops", "3", "100000000"],
+            "too many permutations": [tiny_trained_model, "--permutations", "1000000000"],
+            "tile step too small": [tiny_trained_model, "--step-size", "0.001"],
+            "truncated image": lambda: [tiny_trained_model,
+                                        *_labelled_folder_with_a_truncated_image(nnunet_env, tmp_path)],
+            "images folder is a file": lambda: [tiny_trained_model, "--images",
+                                                _labelled_folder_with_a_truncated_image(nnunet_env, tmp_path)[1] +
+                                                "/patient001_frame01_0000.nii.gz", "--labels", tmp_path / "labels"],
+            }[case]
+    args = args() if callable(args) else args
     if case == "no nnUNet_preprocessed":
         monkeypatch.delenv("nnUNet_preprocessed")
-    if case == "loops below one":  # argparse's own error
+    if case in ("loops below one", "too many permutations", "tile step too small"):  # argparse's own error
         with pytest.raises(SystemExit) as exit_info:
             run_cli(capsys, "analyze", *args, "-o", out)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
@@ -138,6 +170,30 @@ def test_bad_inputs_exit_2_with_one_clear_line(case, message, nnunet_env, tiny_t
     assert code == 2 and err.startswith("nnunet-rdvit analyze: error: ") and len(err.strip().splitlines()) == 1
     assert message.format(tmp=tmp_path) in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("where", ["under a file", "inside the images folder", "on a virtual file system"])
+def test_output_folder_that_cannot_or_must_not_be_written(where, nnunet_env, tiny_trained_model, tmp_path,
+                                                          capsys) -> None:
+    cases = _labelled_folder_with_a_truncated_image(nnunet_env, tmp_path)
+    shutil.copy(nnunet_env.raw / nnunet_env.dataset / "imagesTr" / "patient001_frame01_0000.nii.gz",
+                tmp_path / "images")  # intact again: the output is what is wrong
+    (tmp_path / "notes.txt").write_text("in the way")
+    out, message = {
+        "under a file": (tmp_path / "notes.txt" / "report", f"cannot create the output folder "
+                         f"{tmp_path / 'notes.txt' / 'report'}: {tmp_path / 'notes.txt'} is a file, not a folder; "
+                         f"pass another -o"),
+        "inside the images folder": (tmp_path / "images" / "report", f"the output folder {tmp_path / 'images' / 'report'} "
+                                     f"is inside the input folder {tmp_path / 'images'}; pass a -o folder outside "
+                                     f"every input (outputs are never written into inputs)"),
+        "on a virtual file system": (Path("/proc/nnunet-rdvit-test-report"), "cannot write to the output folder "
+                                     "/proc/nnunet-rdvit-test-report ("),
+    }[where]
+    before = sorted(p.name for p in (tmp_path / "images").iterdir())
+    code, _, err = run_cli(capsys, "analyze", tiny_trained_model, *cases, "--loops", "3", "--device", "cpu", "-o", out)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"nnunet-rdvit analyze: error: {message}")
+    assert not out.exists() and sorted(p.name for p in (tmp_path / "images").iterdir()) == before
 
 
 def test_help_renders(capsys) -> None:

@@ -164,7 +164,7 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("case, message", [
-    ("missing", "does not exist; expected the ImageNet layout"),
+    ("missing_split", "does not exist; expected the ImageNet layout"),
     ("empty", "has no class folders"),
     ("mismatch", "do not match the training classes: missing ['red']"),
     ("unknown_model", "unknown model 'bvit_tiny'; did you mean rdvit_tiny_patch16_224"),
@@ -173,16 +173,18 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path: Path) -> None:
 ])
 def test_bad_input_is_a_clear_error_with_exit_code_2(case: str, message: str, image_folder: Path, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture) -> None:
+    """(tests/test_cli_bad_inputs.py covers paths and values the parser refuses.)"""
     data, model, extra = image_folder, "vit_baseline_tiny_patch16_224", []
-    if case == "missing":
-        data = tmp_path / "nowhere"
+    if case == "missing_split":
+        data = tmp_path / "data"
+        data.mkdir()
     elif case == "empty":
-        (tmp_path / "train").mkdir()
-        data = tmp_path
+        data = tmp_path / "data"
+        (data / "train").mkdir(parents=True)
     elif case == "mismatch":
-        _write_images(tmp_path / "train", COLOURS, 1, seed=0)
-        _write_images(tmp_path / "val", {"blue": (0, 0, 255), "green": (0, 255, 0)}, 1, seed=0)
-        data = tmp_path
+        data = tmp_path / "data"
+        _write_images(data / "train", COLOURS, 1, seed=0)
+        _write_images(data / "val", {"blue": (0, 0, 255), "green": (0, 255, 0)}, 1, seed=0)
     elif case == "unknown_model":
         model = "bvit_tiny"
     elif case == "bad_model_arg":

@@ -52,23 +52,15 @@ def test_overwrite_replaces_only_an_earlier_demo_folder(tmp_path) -> None:
     assert not (earlier / "old.txt").exists() and (earlier / MARKER).exists()
 
 
-def test_unwritable_output_is_a_clear_error(tmp_path, capsys) -> None:
+def test_prepare_output_folder_names_an_unusable_output(tmp_path) -> None:
+    """The library-level check behind the CLI's (tests/test_cli_bad_inputs.py covers the command line)."""
+    from nnunet_rdvit.demo import prepare_output_folder
+    from nnunet_rdvit.errors import UserError
+
     blocker = tmp_path / "a_file"
     blocker.write_text("x")  # a folder cannot be created below a file, not even by root
-    assert main(["demo", "-o", str(blocker / "demo")]) == 2
-    assert "cannot write the demo output folder" in capsys.readouterr().err
-
-
-def test_output_that_is_a_file_is_refused(tmp_path, capsys) -> None:
-    target = tmp_path / "file.txt"
-    target.write_text("x")
-    assert main(["demo", "-o", str(target)]) == 2
-    assert "is not a folder" in capsys.readouterr().err
-
-
-def test_bad_arguments_exit_nonzero(capsys) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["demo", "--train-patients", "0"])
-    assert exit_info.value.code == 2
-    assert main(["demo", "--train-patients", "3", "-o", "unused"]) == 2
-    assert "at least 5" in capsys.readouterr().err
+    with pytest.raises(UserError, match="cannot write the demo output folder"):
+        prepare_output_folder(blocker / "demo", overwrite=False)
+    with pytest.raises(UserError, match="is not a folder"):
+        prepare_output_folder(blocker, overwrite=True)
+    assert blocker.read_text() == "x"

@@ -156,6 +156,29 @@ def test_bad_fractions_are_rejected_by_the_parser(folders, capsys: pytest.Captur
     assert raised.value.code == 2 and "whole percentage from 1 to 100" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("minutes", ["0", "-5", "x", "1.5", ""])
+def test_bad_minutes_are_rejected_by_the_parser(folders, capsys: pytest.CaptureFixture[str], minutes: str) -> None:
+    with pytest.raises(SystemExit) as raised:
+        cli.main(["experiment", "run", "-d", "998", f"--minutes={minutes}", "--dry-run"])
+    assert raised.value.code == 2
+    assert "a time budget is a whole number of minutes, 1 or more (the trainer names get _min<M>)" in \
+        capsys.readouterr().err
+
+
+def test_dry_run_with_a_time_budget_names_the_time_budget_trainers(folders, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["experiment", "run", "-d", "998", "-tr", "RDViTTrainer", "nnUNetTrainer", "--fractions", "100", "-f", "0",
+            "--minutes", "30", "--batch-size", "8", "--no-tta", "--device", "cpu", "--dry-run"]
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    assert [line.split(" -tr ")[1] for line in captured.out.splitlines()] == [
+        "RDViTTrainer_frac100_min30_bs8_notta -device cpu", "nnUNetTrainer_frac100_min30_bs8_notta -device cpu"]
+    assert "30 minutes of training (epochs of 250 iterations), batch 8" in captured.err
+    assert cli.main([*argv, "--iterations", "50"]) == 0
+    assert "-tr RDViTTrainer_frac100_min30_it50_bs8_notta " in capsys.readouterr().out
+    assert cli.main([*argv, "--epochs", "3", "--iterations", "4"]) == 2
+    assert "a budget is either --epochs with --iterations, or --minutes" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("variable", ["nnUNet_preprocessed", "nnUNet_results"])
 def test_missing_nnunet_variables(folders, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
                                   variable: str) -> None:

@@ -94,7 +94,7 @@ def test_do_split_subsamples_training_patients_only(tiny_workspace, tmp_path: Pa
     assert train == list(select_training_subset(splits[1]["train"], 50, 1, metadata).cases)
     record = json.loads((Path(trainer.output_folder) / "training_subset.json").read_text())
     assert record["cases"] == train and record["trainer"] == "ViTTrainer_frac50_ep2_it3_bs1_notta"
-    assert record["budget"] == {"epochs": 2, "iterations_per_epoch": 3, "val_iterations_per_epoch": 1,
+    assert record["budget"] == {"epochs": 2, "minutes": None, "iterations_per_epoch": 3, "val_iterations_per_epoch": 1,
                                 "batch_size": 1, "default": False, "test_time_mirroring": False}
     assert record["grouping"].startswith("patients and groups from case_metadata.json")
     trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()

@@ -33,9 +33,14 @@ def box_patient(root, name: str, lv_ed: int, lv_es: int, ed: int = 1, es: int = 
 
 
 def fake_prediction(root, name: str, indices: dict, ed: int = 1, es: int = 9) -> None:
+    """What predict writes for a patient whose images have the grid of :func:`box_patient`."""
     (root / name).mkdir(parents=True)
+    segmentations = {phase: f"{name}_frame{frame:02d}.nii.gz" for phase, frame in (("ED", ed), ("ES", es))}
     (root / name / "cardiac_indices.json").write_text(json.dumps(
-        {"patient": name, "frames": {"ED": ed, "ES": es}, "indices": indices}))
+        {"patient": name, "frames": {"ED": ed, "ES": es}, "segmentations": segmentations, "indices": indices}))
+    for segmentation in segmentations.values():
+        (root / name / segmentation.replace(".nii.gz", ".json")).write_text(json.dumps(
+            {"segmentation": segmentation, "shape": [40, 30, 6], "spacing_mm": list(SPACING)}))
 
 
 def test_ground_truth_indices_come_from_the_label_boxes(tmp_path, capsys) -> None:
@@ -120,3 +125,84 @@ def test_predict_then_compare_on_the_synthetic_test_patients(tiny_workspace, tin
         label = nib.load(folder / f"{case['patient']}_frame{int(info['ED']):02d}_gt.nii.gz")
         voxel_ml = float(np.prod(label.header.get_zooms())) / 1000
         assert case["LV_EDV_ml_ground_truth"] == pytest.approx((np.asarray(label.dataobj) == 3).sum() * voxel_ml)
+
+
+def _relabel(label, shape: tuple[int, ...] | None = None, spacing: tuple[float, ...] = SPACING) -> None:
+    data = np.asarray(nib.load(label).dataobj)
+    save_nifti(label, data[tuple(slice(0, n) for n in shape)] if shape else data, affine_from(spacing))
+
+
+def test_ground_truth_on_another_grid_fails_those_patients(tmp_path, capsys) -> None:
+    truth_root, predicted_root = tmp_path / "gt", tmp_path / "pred"
+    for name in ("patient001", "patient002", "patient003"):
+        box_patient(truth_root, name, 12, 6)
+        fake_prediction(predicted_root, name, {k: 1.0 for k in INDICES})
+    _relabel(truth_root / "patient002" / "patient002_frame01_gt.nii.gz", shape=(20, 30, 6))
+    _relabel(truth_root / "patient003" / "patient003_frame09_gt.nii.gz", spacing=(1.5, 1.25, 5.0))
+    code, _, err = run_cli(capsys, "index-agreement", predicted_root, truth_root, "-o", tmp_path / "agree")
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "nnunet-rdvit index-agreement: error: 2 patient(s) could not be compared — patient002: "
+        "patient002_frame01_gt.nii.gz has shape 20×30×6, the image the prediction was made on 40×30×6: the ground "
+        "truth belongs to another image or was resampled; pass the labels drawn on the predicted image; patient003: "
+        "patient003_frame09_gt.nii.gz has voxel spacing 1.5×1.25×5 mm, the image the prediction was made on "
+        "1.5×1.25×10 mm: volumes would not be comparable; pass the labels drawn on the predicted image")
+    report = json.loads((tmp_path / "agree" / "agreement.json").read_text())
+    assert report["n_patients"] == 1 and [f["patient"] for f in report["failures"]] == ["patient002", "patient003"]
+
+
+def _agreement_refused(capsys, args: list, message: str, inputs: list) -> None:
+    before = {p: sha256(p) for folder in inputs for p in files_under(folder)}
+    code, _, err = run_cli(capsys, "index-agreement", *args)
+    assert code == 2 and err.strip().splitlines() == [f"nnunet-rdvit index-agreement: error: {message}"]
+    assert {p: sha256(p) for folder in inputs for p in files_under(folder)} == before
+
+
+def test_agreement_paths_of_the_wrong_kind(tmp_path, capsys) -> None:
+    box_patient(tmp_path / "gt", "patient001", 12, 6)
+    fake_prediction(tmp_path / "pred", "patient001", {k: 1.0 for k in INDICES})
+    a_file = tmp_path / "gt" / "patient001" / "Info.cfg"
+    _agreement_refused(capsys, [a_file, tmp_path / "gt", "-o", tmp_path / "agree"], f"prediction folder {a_file} is "
+                       f"a file, not a folder; pass a folder", [tmp_path])
+    _agreement_refused(capsys, [tmp_path / "pred", a_file, "-o", tmp_path / "agree"], f"ground-truth folder {a_file} "
+                       f"is a file, not a folder; pass a folder", [tmp_path])
+    assert not (tmp_path / "agree").exists()
+
+
+@pytest.mark.parametrize("where", ["the predictions folder", "inside the ground-truth folder", "under a file"])
+def test_agreement_output_in_an_input_or_impossible(where, tmp_path, capsys) -> None:
+    truth_root, predicted_root = tmp_path / "gt", tmp_path / "pred"
+    box_patient(truth_root, "patient001", 12, 6)
+    fake_prediction(predicted_root, "patient001", {k: 1.0 for k in INDICES})
+    out, message = {
+        "the predictions folder": (predicted_root, f"the output folder {predicted_root} is the input folder "
+                                                   f"{predicted_root}; pass a -o folder outside every input (outputs "
+                                                   f"are never written into inputs)"),
+        "inside the ground-truth folder": (truth_root / "agree", f"the output folder {truth_root / 'agree'} is inside "
+                                                                 f"the input folder {truth_root}; pass a -o folder "
+                                                                 f"outside every input (outputs are never written "
+                                                                 f"into inputs)"),
+        "under a file": (tmp_path / "notes.txt" / "agree", f"cannot create the output folder "
+                                                          f"{tmp_path / 'notes.txt' / 'agree'}: {tmp_path / 'notes.txt'} "
+                                                          f"is a file, not a folder; pass another -o"),
+    }[where]
+    (tmp_path / "notes.txt").write_text("in the way")
+    _agreement_refused(capsys, [predicted_root, truth_root, "-o", out], message, [tmp_path])
+    assert not (truth_root / "agree").exists()
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("[1, 2]", "TypeError: list indices must be integers or slices, not str"),
+    ('{"patient": "patient001", "indices": {}}', "KeyError: 'frames'"),
+    ('{"patient": "patient001", "frames": {"ED": 1, "ES": 9}, "indices": {"LV_EDV_ml": "big"}}', "KeyError: 'LV_ESV_ml'"),
+    ("{not json", "JSONDecodeError: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+])
+def test_a_damaged_prediction_record_is_named(content, problem, tmp_path, capsys) -> None:
+    box_patient(tmp_path / "gt", "patient001", 12, 6)
+    fake_prediction(tmp_path / "pred", "patient001", {k: 1.0 for k in INDICES})
+    record = tmp_path / "pred" / "patient001" / "cardiac_indices.json"
+    record.write_text(content)
+    _agreement_refused(capsys, [tmp_path / "pred", tmp_path / "gt", "-o", tmp_path / "agree"], f"{record} is not a "
+                       f"cardiac_indices.json written by predict ({problem}); run predict again into that folder, or "
+                       f"remove the file", [tmp_path])
+    assert not (tmp_path / "agree").exists()

@@ -79,7 +79,27 @@ def _vector_voxels(tmp: Path, data: np.ndarray) -> Path:
     return save_nifti(tmp / "rgb.nii.gz", np.stack([data] * 3, axis=-1)[:, :, :, None, :], AFFINE)
 
 
-BAD_VOLUMES: dict[str, tuple[Callable[[Path, np.ndarray], Path], list[str], str]] = {
+def _huge_spacing(tmp: Path, data: np.ndarray) -> Path:
+    return save_nifti(tmp / "huge.nii.gz", data, AFFINE, zooms=(1.6, 1.6, 1e30))
+
+
+def _micro_spacing(tmp: Path, data: np.ndarray) -> Path:
+    return save_nifti(tmp / "micro.nii.gz", data, AFFINE, zooms=(1e-6, 1.6, 8.0))
+
+
+def _complex(tmp: Path, data: np.ndarray) -> Path:
+    return save_nifti(tmp / "kspace.nii.gz", (data + 1j * data).astype(np.complex64), AFFINE)
+
+
+def _label_map(tmp: Path, data: np.ndarray) -> Path:
+    return save_nifti(tmp / "case.nii.gz", (data > np.median(data)).astype(np.uint8) * 3, AFFINE)
+
+
+def _constant(tmp: Path, data: np.ndarray) -> Path:
+    return save_nifti(tmp / "blank.nii.gz", np.zeros_like(data), AFFINE)
+
+
+BAD_VOLUMES: dict[str, tuple[Callable[[Path, np.ndarray], Path], list[str], str | re.Pattern]] = {
     "corrupt gzip": (_corrupt, [],
                      "case.nii.gz is corrupt (its gzip checksum does not match the data); copy or export the file "
                      "again"),
@@ -105,6 +125,20 @@ BAD_VOLUMES: dict[str, tuple[Callable[[Path, np.ndarray], Path], list[str], str]
     "missing spacing": (_missing_spacing, [],
                         "nospacing.nii.gz has no voxel spacing (pixdim = 0, 0, 0); volumes and cardiac indices "
                         "depend on it, so set the real spacing in mm in the header and run again"),
+    "implausibly large spacing": (_huge_spacing, [],
+                                  "huge.nii.gz has a voxel spacing of 1.6, 1.6, 1e+30 mm, outside the plausible "
+                                  "0.01-100 mm of an MR image (a header in metres or microns, or a damaged one?); "
+                                  "volumes and cardiac indices depend on it, so set the real spacing in mm in the "
+                                  "header and run again"),
+    "implausibly small spacing": (_micro_spacing, [],
+                                  re.compile(r".*micro\.nii\.gz has a voxel spacing of 1e-06, 1\.6, 8 mm, outside "
+                                             r"the plausible 0\.01-100 mm .*")),
+    "complex values": (_complex, [], "kspace.nii.gz holds complex values (complex64); the model segments magnitude "
+                                     "images: save the magnitude (abs) as a real-valued volume"),
+    "label map as image": (_label_map, [], "case.nii.gz holds only the values 0, 3: it is a label map "
+                                           "(segmentation), not an MR image; pass the image it was drawn on"),
+    "constant image": (_constant, [], "blank.nii.gz is constant (every voxel is 0): there is no image to segment; "
+                                      "check the export"),
     "wrong channel count": (_vector_voxels, [],
                             "rgb.nii.gz has 3 values per voxel (shape 48×48×6×1×3); the model expects 1 channel "
                             "(one cine-MRI intensity per voxel): pass one 3D volume per frame"),
@@ -155,7 +189,9 @@ def copy_model(model: Path, target: Path, checkpoint: bool = True) -> Path:
 def test_model_folder_missing(tiny_workspace, tmp_path, capsys) -> None:
     image = tiny_workspace.acdc_raw / "testing" / "patient101" / "patient101_frame01.nii.gz"
     expect_refusal(capsys, ["-i", image, "-m", tmp_path / "nowhere"], f"model folder {tmp_path / 'nowhere'} does "
-                   f"not exist", tmp_path / "out", [image])
+                   f"not exist; pass an existing folder", tmp_path / "out", [image])
+    expect_refusal(capsys, ["-i", image, "-m", image], f"model folder {image} is a file, not a folder; pass a folder",
+                   tmp_path / "out", [image])
 
 
 def test_model_folder_without_plans(tiny_workspace, tiny_trained_model, tmp_path, capsys) -> None:
@@ -179,11 +215,22 @@ def test_dataset_results_folder_instead_of_model_folder(tiny_workspace, tiny_tra
 
 def test_model_folder_without_final_checkpoint(tiny_workspace, tiny_trained_model, tmp_path, capsys) -> None:
     model = copy_model(tiny_trained_model, tmp_path / "model", checkpoint=False)
-    (model / "fold_0" / "checkpoint_latest.pth").write_bytes(b"")
+    (model / "fold_0" / "checkpoint_latest.pth").write_bytes(b"weights")
     image = tiny_workspace.acdc_raw / "testing" / "patient101" / "patient101_frame01.nii.gz"
     expect_refusal(capsys, ["-i", image, "-m", model], f"no trained fold in {model}: no fold_N/checkpoint_final.pth "
-                   f"(found fold_0 with other checkpoints: training unfinished? pass --checkpoint "
-                   f"checkpoint_best.pth to use them)", tmp_path / "out", [image])
+                   f"(found checkpoint_latest.pth in fold_0: training unfinished? pass --checkpoint "
+                   f"checkpoint_latest.pth to use it)", tmp_path / "out", [image])
+    expect_refusal(capsys, ["-i", image, "-m", tiny_trained_model, "--checkpoint", "checkpoint_bset.pth"],
+                   f"no trained fold in {tiny_trained_model}: no fold_N/checkpoint_bset.pth (found "
+                   f"checkpoint_best.pth, checkpoint_final.pth in fold_0: pass --checkpoint checkpoint_final.pth "
+                   f"to use it)",
+                   tmp_path / "out", [image])
+    expect_refusal(capsys, ["-i", image, "-m", tiny_trained_model, "--checkpoint", "fold_0/checkpoint_final.pth"],
+                   "--checkpoint 'fold_0/checkpoint_final.pth' is not a file name: it names the checkpoint file "
+                   "inside each fold_N (e.g. checkpoint_best.pth); pass the model folder with -m", tmp_path / "out",
+                   [image])
+    expect_refusal(capsys, ["-i", image, "-m", tiny_trained_model, "-f", "0", "0"],
+                   "fold(s) 0 given more than once; an ensemble takes each fold once", tmp_path / "out", [image])
     expect_refusal(capsys, ["-i", image, "-m", tiny_trained_model, "-f", "0", "3"],
                    f"fold(s) 3 have no checkpoint_final.pth in {tiny_trained_model} (available: 0)",
                    tmp_path / "out", [image])
@@ -222,9 +269,10 @@ def test_unwritable_output_folder(tiny_workspace, tiny_trained_model, tmp_path, 
     blocker = tmp_path / "a_file"
     blocker.write_text("in the way")
     expect_refusal(capsys, ["-i", image, "-m", tiny_trained_model],
-                   f"cannot write to the output folder {blocker / 'out'} (Not a directory)", blocker / "out", [image])
-    expect_refusal(capsys, ["-i", image, "-m", tiny_trained_model], f"the output {blocker} exists and is not a folder",
-                   blocker, [image, blocker])
+                   f"cannot create the output folder {blocker / 'out' / 'deeper'}: {blocker} is a file, not a "
+                   f"folder; pass another -o", blocker / "out" / "deeper", [image, blocker])
+    expect_refusal(capsys, ["-i", image, "-m", tiny_trained_model],
+                   f"the output {blocker} is a file, not a folder; pass a folder for -o", blocker, [image, blocker])
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write to read-only folders")
@@ -234,7 +282,8 @@ def test_read_only_output_folder(tiny_workspace, tiny_trained_model, tmp_path, c
     locked.mkdir(mode=0o500)
     try:
         expect_refusal(capsys, ["-i", image, "-m", tiny_trained_model],
-                       f"cannot write to the output folder {locked} (Permission denied)", locked, [image])
+                       f"cannot write to the output folder {locked} (Permission denied); pass a writable folder "
+                       f"for -o", locked, [image])
     finally:
         locked.chmod(0o700)
 
@@ -243,7 +292,7 @@ def test_output_folder_holding_the_inputs(tiny_workspace, tiny_trained_model, tm
     folder = tmp_path / "in"
     image = save_nifti(folder / "case.nii.gz", synthetic_image(tiny_workspace), AFFINE)
     before = sha256(image)
-    code, _, err = run_cli(capsys, "predict", "-i", folder, "-m", tiny_trained_model, "-o", folder, "--no-progress")
+    code, _, err = run_cli(capsys, "predict", "-i", image, "-m", tiny_trained_model, "-o", folder, "--no-progress")
     assert code == 2 and sha256(image) == before and [p.name for p in folder.iterdir()] == ["case.nii.gz"]
     assert err.strip().endswith(f"the output folder {folder} holds the input case.nii.gz; choose an output folder "
                                 f"without inputs (outputs would sit beside, or replace, the originals)")
@@ -254,7 +303,124 @@ def test_missing_input_and_empty_folder(tiny_trained_model, tmp_path, capsys) ->
                    f"input {tmp_path / 'nope.nii.gz'} does not exist", tmp_path / "out", [])
     (tmp_path / "empty").mkdir()
     expect_refusal(capsys, ["-i", tmp_path / "empty", "-m", tiny_trained_model],
-                   f"{tmp_path / 'empty'} has no NIfTI files (.nii, .nii.gz) and no patient folders with Info.cfg",
-                   tmp_path / "out", [])
+                   f"{tmp_path / 'empty'} has no NIfTI files (.nii, .nii.gz) and no patient folders with Info.cfg "
+                   f"(searched two levels down); pass image files or patient folders", tmp_path / "out", [])
     expect_refusal(capsys, ["-i", tmp_path / "empty", "-m", tiny_trained_model, "--ed", "1"],
                    "--ed and --es go together: give both frame numbers or neither", tmp_path / "out", [])
+
+
+# Bad paths are refused before the model is loaded, so these tests pass a model folder that does not exist.
+
+@pytest.fixture
+def patients(tmp_path: Path) -> Path:
+    """Two small synthetic ACDC patient folders (no model needed)."""
+    from nnunet_rdvit.synthetic_acdc import generate_synthetic_acdc
+
+    return generate_synthetic_acdc(tmp_path / "acdc", 2, shape=(16, 16, 4), seed=1) / "training"
+
+
+def _patient_copy(patients: Path, root: Path, patient: str = "patient001") -> Path:
+    return Path(shutil.copytree(patients / patient, root / patient))
+
+
+def refused_in_place(capsys, args: list, message: str, inputs: list[Path]) -> None:
+    """Like :func:`expect_refusal` for an ``-o`` that is itself an input: its files must stay exactly as they were."""
+    before = {p: sha256(p) for path in inputs for p in files_under(path)}
+    code, _, err = run_cli(capsys, "predict", *args, "--no-progress")
+    assert code == 2 and err.strip().splitlines() == [f"nnunet-rdvit predict: error: {message}"]
+    assert {p: sha256(p) for path in inputs for p in files_under(path)} == before
+
+
+def test_special_files_as_input(tmp_path, capsys) -> None:
+    fifo = tmp_path / "scan.nii.gz"
+    os.mkfifo(fifo)
+    expect_refusal(capsys, ["-i", fifo, "-m", tmp_path / "model"], f"input {fifo} is a FIFO (named pipe), not a "
+                   f"file or a folder; pass a regular file or a folder", tmp_path / "out", [])
+    expect_refusal(capsys, ["-i", "/dev/null", "-m", tmp_path / "model"], "input /dev/null is a character device, "
+                   "not a file or a folder; pass a regular file or a folder", tmp_path / "out", [])
+    assert not (tmp_path / "out").exists()
+
+
+def test_ground_truth_file_given_as_the_image(patients, tmp_path, capsys) -> None:
+    label = patients / "patient001" / "patient001_frame01_gt.nii.gz"
+    expect_refusal(capsys, ["-i", label, "-m", tmp_path / "model"], f"{label} is a ground-truth label file (its "
+                   f"name ends in _gt), not an image; pass the image patient001_frame01.nii.gz instead",
+                   tmp_path / "out", [label.parent])
+
+
+@pytest.mark.parametrize("where", ["the patient folder", "inside the patient folder", "inside the batch folder"])
+def test_output_in_or_inside_an_input_folder(where, patients, tmp_path, capsys) -> None:
+    patient = patients / "patient001"
+    given, out = {"the patient folder": (patient, patient),
+                  "inside the patient folder": (patient, patient / "seg"),
+                  "inside the batch folder": (patients, patients / "seg")}[where]
+    relation = "is" if out == given else "is inside"
+    refused_in_place(capsys, ["-i", given, "-m", tmp_path / "model", "-o", out], f"the output folder {out} "
+                     f"{relation} the input folder {given}; pass a -o folder outside every input (outputs are never "
+                     f"written into inputs)", [patients])
+    assert not out.exists() or out == given
+
+
+def test_output_inside_the_model_folder(tiny_workspace, tiny_trained_model, tmp_path, capsys) -> None:
+    model = copy_model(tiny_trained_model, tmp_path / "model", checkpoint=False)
+    image = tiny_workspace.acdc_raw / "testing" / "patient101" / "patient101_frame01.nii.gz"
+    expect_refusal(capsys, ["-i", image, "-m", model], f"the output folder {model / 'fold_0' / 'seg'} is inside the "
+                   f"input folder {model}; pass a -o folder outside every input (outputs are never written into "
+                   f"inputs)", model / "fold_0" / "seg", [model])
+
+
+def test_output_folder_on_a_virtual_file_system(patients, tmp_path, capsys) -> None:
+    image = patients / "patient001" / "patient001_frame01.nii.gz"
+    out = Path("/proc/nnunet-rdvit-test-output")
+    expect_refusal(capsys, ["-i", image, "-m", tmp_path / "model"], re.compile(
+        rf"nnunet-rdvit predict: error: cannot write to the output folder {out} \(.+\); pass a writable folder for "
+        rf"-o"), out, [image])
+
+
+@pytest.mark.parametrize("step, message", [
+    ("0.001", "a tile step of 0.001 is below 0.1: the tile count grows as (1/step) per patch axis, so the run would "
+              "take far longer with no gain in accuracy; use a step in [0.1, 1] (nnU-Net's default is 0.5)"),
+    ("1.5", "the tile step is a fraction of the patch in (0, 1], got 1.5"),
+    ("nan", "the tile step is a fraction of the patch in (0, 1], got nan"),
+])
+def test_tile_step_out_of_range(step, message, tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        run_cli(capsys, "predict", "-i", tmp_path, "-o", tmp_path / "out", "-m", tmp_path, "--step-size", step)
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert stop.value.code == 2 and last == f"nnunet-rdvit predict: error: argument --step-size: {message}"
+    assert not (tmp_path / "out").exists()
+
+
+def test_other_label_set_is_refused_not_renamed(tiny_workspace, tiny_trained_model, tmp_path, capsys) -> None:
+    model = copy_model(tiny_trained_model, tmp_path / "model", checkpoint=False)
+    dataset = json.loads((model / "dataset.json").read_text())
+    dataset["labels"] = {"background": 0, "edema": 1, "necrosis": 2, "enhancing": 3}
+    (model / "dataset.json").write_text(json.dumps(dataset))
+    image = tiny_workspace.acdc_raw / "testing" / "patient101" / "patient101_frame01.nii.gz"
+    expect_refusal(capsys, ["-i", image, "-m", model], f"the model in {model} predicts labels 0 background, 1 edema, "
+                   f"2 necrosis, 3 enhancing, not ACDC's 1 RV, 2 MYO, 3 LV: predict names its outputs RV/MYO/LV and "
+                   f"computes cardiac indices from them, so it takes only ACDC-style models; segment with this model "
+                   f"through nnUNetv2_predict instead", tmp_path / "out", [image])
+
+
+def test_acdc_label_sets() -> None:
+    from nnunet_rdvit.inference.model import is_acdc_label_set
+
+    assert is_acdc_label_set({"background": 0, "RV": 1, "MYO": 2, "LV": 3})
+    assert is_acdc_label_set({"background": 0, "RV": 1, "MLV": 2, "LVC": 3})  # nnU-Net's Dataset027_ACDC
+    assert not is_acdc_label_set({"background": 0, "LV": 1, "MYO": 2, "RV": 3})  # same names, other values
+    assert not is_acdc_label_set({"background": 0, "RV": 1, "MYO": 2, "LV": 3, "scar": 4})
+    assert not is_acdc_label_set({"background": 0, "RV": [1], "MYO": 2, "LV": 3})  # region-based
+
+
+def test_batch_finds_patients_one_and_two_levels_down(patients, tmp_path) -> None:
+    from nnunet_rdvit.inference.discovery import discover_inputs
+
+    batch = tmp_path / "batch"
+    _patient_copy(patients, batch, "patient001")
+    _patient_copy(patients, batch / "group", "patient002")
+    loose = shutil.copy(batch / "patient001" / "patient001_frame01.nii.gz", batch / "extra.nii.gz")
+    inputs = discover_inputs([batch])
+    assert [patient.name for patient in inputs.patients] == ["patient001", "patient002"]
+    assert [volume.source for volume in inputs.singles] == [Path(loose)]
+    assert inputs.failures == []

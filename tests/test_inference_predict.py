@@ -149,3 +149,31 @@ def test_labels_equal_nnunets_own_reader_and_prediction(tiny_workspace, tiny_tra
     image, properties = SimpleITKIO().read_images([str(path)])
     theirs = model.predictor.predict_single_npy_array(image, properties)
     assert np.array_equal(ours, from_nnunet_array(theirs)) and (ours > 0).any()
+
+
+def test_runs_into_one_folder_merge_their_batch_files(tiny_workspace, tiny_trained_model, tmp_path, capsys) -> None:
+    """Two runs with different inputs into one folder: the folder-level files list both runs' patients; a run
+    that redoes a patient replaces its rows; a run with another model is refused before it segments."""
+    testing, out = tiny_workspace.acdc_raw / "testing", tmp_path / "out"
+    for patient in ("patient101", "patient102", "patient101"):
+        code, _, _ = run_cli(capsys, "predict", "-i", testing / patient, "-o", out, "-m", tiny_trained_model,
+                             "--no-progress", "--no-mirroring")
+        assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(case["name"].split("/")[0] for case in summary["cases"]) == ["patient101"] * 2 + ["patient102"] * 2
+    assert summary["n_ok"] == 4 and summary["n_failed"] == 0
+    rows = (out / "cardiac_indices.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["patient101", "patient102"]
+    assert rows[1] == (out / "patient101" / "cardiac_indices.csv").read_text().splitlines()[1]
+
+    other = tmp_path / "Dataset903_Other" / tiny_trained_model.name  # the same trainer for another dataset
+    other.mkdir(parents=True)
+    for name in ("dataset.json", "plans.json", "fold_0"):
+        (other / name).symlink_to(tiny_trained_model / name)
+    before = {p: sha256(p) for p in files_under(out)}
+    code, _, err = run_cli(capsys, "predict", "-i", testing / "patient102", "-o", out, "-m", other, "--no-progress")
+    assert code == 2 and err.strip().splitlines() == [
+        f"nnunet-rdvit predict: error: {out} holds the outputs of another model (RDViTTrainer_tiny 2d folds 0 "
+        f"checkpoint_final.pth from {tiny_trained_model}; this run: RDViTTrainer_tiny 2d folds 0 checkpoint_final.pth "
+        f"from {other}); one output folder holds one model's outputs, so pass a new output folder"]
+    assert {p: sha256(p) for p in files_under(out)} == before

@@ -124,3 +124,55 @@ def test_auxiliary_loss_adds_the_weighted_terms_present() -> None:
     assert loss(None, None).item() == pytest.approx(2.0 + 0.03 + 0.15 + 0.01)
     vit_loss = AuxiliaryLoss(lambda output, target: torch.tensor(2.0), lambda: AuxOutputs(), 0.01, 0.1, 0.001)
     assert vit_loss(None, None).item() == pytest.approx(2.0)
+
+
+MISSING_CONFIGURATION = "configuration '3d_lowres' is not in the plans 'nnUNetPlans' of Dataset998_Tiny (available: 2d)"
+
+
+@pytest.mark.parametrize("trainer", ["RDViTTrainer", "ViTTrainer", "nnUNetTrainer_frac100", "RDViTTrainer_frac10_min5"])
+def test_a_configuration_the_plans_lack_is_refused_before_nnunet_starts(trainer: str) -> None:
+    from nnunet_rdvit.training.fraction_trainers import fraction_trainer
+    from nnunet_rdvit.training.trainer_errors import TrainerSetupError
+
+    plans = {"plans_name": "nnUNetPlans", "dataset_name": "Dataset998_Tiny", "configurations": {"2d": {}},
+             "continue_training": False}
+    cls = fraction_trainer(trainer) or {"RDViTTrainer": RDViTTrainer, "ViTTrainer": ViTTrainer}[trainer]
+    with pytest.raises(TrainerSetupError, match="plan it first with nnUNetv2_plan_and_preprocess -c 3d_lowres") \
+            as raised:
+        cls(plans, "3d_lowres", 0, {}, torch.device("cpu"))
+    assert MISSING_CONFIGURATION in str(raised.value)
+
+
+def test_a_configuration_the_trainer_cannot_handle_is_refused() -> None:
+    from nnunet_rdvit.training.trainer_errors import TrainerSetupError
+
+    class WrongTokens(RDViTTrainer):
+        token_size = (4, 4, 4)
+
+    plans = {**_plans([32, 32]), "continue_training": False}
+    with pytest.raises(TrainerSetupError, match="WrongTokens cannot train configuration '2d': token size .* 3 axes"):
+        WrongTokens(plans, "2d", 0, {}, torch.device("cpu"))
+
+
+def test_nnunetv2_train_with_a_missing_configuration_prints_one_line(tmp_path, monkeypatch) -> None:
+    """Through the stock command: one ``error: ...`` line, no traceback, a failing exit status."""
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from nnunet_rdvit.stock_commands import find_stock_command
+
+    dataset = tmp_path / "preprocessed" / "Dataset998_Tiny"
+    dataset.mkdir(parents=True)
+    (dataset / "nnUNetPlans.json").write_text(json.dumps({"plans_name": "nnUNetPlans", "dataset_name": dataset.name,
+                                                          "configurations": {"2d": {}}}))
+    (dataset / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "x": 1}}))
+    env = {**os.environ, "nnUNet_preprocessed": str(dataset.parent), "nnUNet_results": str(tmp_path / "results"),
+           "nnUNet_raw": str(tmp_path / "raw"),
+           "nnUNet_extTrainer": str(Path(__file__).resolve().parents[1] / "trainers")}
+    done = subprocess.run([find_stock_command("nnUNetv2_train"), "998", "3d_lowres", "0", "-tr", "RDViTTrainer",
+                           "-device", "cpu"], env=env, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: {MISSING_CONFIGURATION}")

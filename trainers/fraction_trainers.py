@@ -1,8 +1,10 @@
-"""Data-fraction trainers for ``nnUNetv2_train ... -tr RDViTTrainer_frac10`` (and ``..._ep5_it20_bs8`` budgets).
+"""Data-fraction trainers for ``nnUNetv2_train ... -tr RDViTTrainer_frac10`` (and ``..._ep5_it20_bs8`` or
+``..._min30`` budgets).
 
 ``RDViTTrainer_frac{10,25,50,100}``, ``RDViTTrainer_MoE_frac…``, ``ViTTrainer_frac…`` and ``nnUNetTrainer_frac…``
 are attributes of this module; any other valid name (another percentage, a budget suffix) is created when
-nnU-Net's lookup asks for it. The import is guarded like ``rdvit_trainers``: a failure must never break the
+nnU-Net's lookup asks for it, and an invalid one that looks like ours (``RDViTTrainer_frac0``) stops the lookup
+with a message naming the valid forms. The import is guarded like ``rdvit_trainers``: a failure must never break the
 lookup of nnU-Net's stock trainers.
 """
 

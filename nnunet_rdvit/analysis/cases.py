@@ -19,6 +19,8 @@ import torch
 
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.inference.model import LoadedModel
+from nnunet_rdvit.inference.nifti_io import is_nifti_name, load_nifti
+from nnunet_rdvit.paths import require_folder
 from nnunet_rdvit.quiet_itk import quiet_simpleitk
 
 
@@ -69,12 +71,25 @@ def validation_cases(model_folder: Path, fold: int | str, dataset_json: dict) ->
 def folder_cases(images: Path, labels: Path, dataset_json: dict) -> list[LabelledCase]:
     """Every case of ``images`` (nnU-Net naming); each must have its label in ``labels``."""
     for folder, option in ((images, "--images"), (labels, "--labels")):
-        if not folder.is_dir():
-            raise UserError(f"{option} folder {folder} does not exist")
+        require_folder(folder, f"{option} folder")
     cases = _cases_in_folders(images, labels, dataset_json, None)
     if not cases:
         raise UserError(f"no images named CASE_0000{dataset_json['file_ending']} in {images} (nnU-Net's naming)")
     return [cases[name] for name in sorted(cases)]
+
+
+def check_case_files(cases: list[LabelledCase]) -> None:
+    """Read every NIfTI image and label completely (gzip CRC, data size, header) before any case is analysed.
+
+    nnU-Net's readers accept some damaged files (a truncated ``.nii.gz`` can come back partly filled), which would
+    only show as a lower Dice; other formats are left to nnU-Net's reader."""
+    for case in cases:
+        for path in (*case.image_files, case.label_file):
+            if is_nifti_name(path):
+                try:
+                    load_nifti(path)
+                except UserError as error:
+                    raise UserError(f"case {case.name}: {error} ({path})") from None
 
 
 def preprocess(model: LoadedModel, case: LabelledCase) -> PreprocessedCase:

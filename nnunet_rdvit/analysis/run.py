@@ -9,8 +9,8 @@ from typing import Callable
 
 import numpy as np
 
-from nnunet_rdvit.analysis.cases import (PreprocessedCase, folder_cases, label_names, preprocess, structures,
-                                         validation_cases)
+from nnunet_rdvit.analysis.cases import (LabelledCase, PreprocessedCase, check_case_files, folder_cases,
+                                         label_names, preprocess, structures, validation_cases)
 from nnunet_rdvit.analysis.depth import depth_rows, dice_per_structure, predict_at_depth
 from nnunet_rdvit.analysis.dynamics import training_dynamics
 from nnunet_rdvit.analysis.experts import specialisation
@@ -21,6 +21,12 @@ from nnunet_rdvit.analysis.token_labels import majority_label
 from nnunet_rdvit.analysis.tokens import CaseTokens, collect_tokens
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.inference.model import LoadedModel, available_folds, load_model
+from nnunet_rdvit.output_lock import output_lock
+from nnunet_rdvit.paths import check_output_outside, prepare_output_folder, remove_if_empty
+
+
+# Depth extrapolation runs up to this many times the trained loops (the default goes to 2 T).
+MAX_LOOPS_PER_TRAINED_LOOP = 10
 
 
 @dataclass
@@ -60,14 +66,27 @@ def analyze(settings: AnalyzeSettings) -> AnalysisResult:
     recurrent.network.load_state_dict(model.predictor.list_of_parameters[0])  # the one fold; every pass uses it
     loops = _loops(settings.loops, recurrent)
     depth_settings = (["act_on"] + (["act_off"] if settings.act_off else [])) if recurrent.act else ["act_off"]
-    named = structures(model)
-    names = label_names(model)
+    structures(model)  # refuses region-based models before any case is read
     cases = (validation_cases(model.folder, fold, model.predictor.dataset_json) if settings.images is None else
              folder_cases(settings.images, settings.labels, model.predictor.dataset_json))
     cases = cases[:settings.max_cases] if settings.max_cases else cases
+    check_case_files(cases)
     output = settings.output or model.folder / f"fold_{fold}" / "analysis"
-    _check_output(output, model.folder)
+    _check_output(output, model.folder, [p for p in (settings.images, settings.labels) if p is not None])
+    created = prepare_output_folder(output)
+    try:
+        with output_lock(output, "analyze", clean_depth=0):
+            return _analyze(settings, model, recurrent, cases, loops, depth_settings, output, started)
+    finally:
+        remove_if_empty(output, created)
 
+
+def _analyze(settings: AnalyzeSettings, model: LoadedModel, recurrent: RecurrentNetwork,
+             cases: list[LabelledCase], loops: list[int], depth_settings: list[str], output: Path,
+             started: float) -> AnalysisResult:
+    fold = model.folds[0]
+    named = structures(model)
+    names = label_names(model)
     depth_results, tokens, examples = [], [], []
     for index, case in enumerate(cases, 1):
         settings.log(f"[{index}/{len(cases)}] {case.name}: preprocessing, token pass, "
@@ -122,12 +141,18 @@ def _loops(requested: list[int] | None, recurrent: RecurrentNetwork) -> list[int
     if low:
         raise UserError(f"--loops {' '.join(map(str, low))}: the model runs at least min_loops = "
                         f"{recurrent.min_loops} loops")
+    most = MAX_LOOPS_PER_TRAINED_LOOP * recurrent.trained_loops
+    high = [n for n in loops if n > most]
+    if high:
+        raise UserError(f"--loops {' '.join(map(str, high))}: at most {most} loops ({MAX_LOOPS_PER_TRAINED_LOOP} × "
+                        f"the trained T = {recurrent.trained_loops}); each loop count is a full sliding-window "
+                        f"prediction of every case, its time grows with the loops, and states this far past the "
+                        f"trained depth have long converged or diverged")
     return loops
 
 
-def _check_output(output: Path, model_folder: Path) -> None:
-    if output.exists() and not output.is_dir():
-        raise UserError(f"output {output} exists and is not a folder")
+def _check_output(output: Path, model_folder: Path, input_folders: list[Path]) -> None:
+    check_output_outside(output, input_folders)
     if output.resolve() in (model_folder.resolve(), *model_folder.resolve().parents):
         raise UserError(f"output {output} would write the report into the model folder itself; pass a folder of "
                         f"its own (the default is MODEL_DIR/fold_N/analysis)")

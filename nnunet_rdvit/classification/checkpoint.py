@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from nnunet_rdvit.atomic import atomic_path
-from nnunet_rdvit.errors import UserError
+from nnunet_rdvit.errors import UserError, first_sentence
 
 
 def rng_state() -> dict[str, Any]:
@@ -58,7 +58,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle errors, truncated files, foreign formats
-        raise UserError(f"{path} is not a readable nnunet-rdvit checkpoint ({error}); "
+        raise UserError(f"{path} is not a readable nnunet-rdvit checkpoint ({first_sentence(error)}); "
                         "point to a .pt file written by 'nnunet-rdvit classify train'") from error
     missing = {"model_name", "model_kwargs", "class_names", "model"} - set(checkpoint)
     if missing:

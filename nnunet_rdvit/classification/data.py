@@ -18,7 +18,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from nnunet_rdvit.classification.distributed import DistributedContext
-from nnunet_rdvit.errors import UserError
+from nnunet_rdvit.errors import UserError, first_sentence
+from nnunet_rdvit.paths import kind_of
 
 
 @dataclass
@@ -34,18 +35,46 @@ class Augmentation:
     cutmix: float = 0.0
 
 
+class UnreadableImage(UserError):
+    """An image file of the dataset that cannot be decoded, named with the fix.
+
+    Raised while loading, possibly in a DataLoader worker, which torch re-raises in the main process as the
+    same class with the worker's whole traceback as its message; the constructor keeps only the original
+    message (the traceback's last line), so the user still sees one line.
+    """
+
+    def __init__(self, message: str):
+        marker = f"{type(self).__name__}: "
+        super().__init__(message.strip().rsplit(marker, 1)[-1] if message.startswith("Caught ") else message)
+
+
+def load_rgb(path: str):
+    """torchvision's default image loader (PIL, converted to RGB), with undecodable files named."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as file:
+            return Image.open(file).convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as error:  # truncated, not an image, corrupt
+        reason = ("not in an image format PIL recognises" if isinstance(error, UnidentifiedImageError) else
+                  first_sentence(error))
+        raise UnreadableImage(f"{path} is not a readable image ({reason}); replace or remove it") from None
+
+
 def image_folder(root: Path, split: str, transform: Callable | None = None) -> Dataset:
     """``root/split`` as a torchvision ImageFolder, with the problems a user can fix named."""
     from torchvision.datasets import ImageFolder
 
     folder = Path(root) / split
-    if not folder.is_dir():
-        raise UserError(f"dataset folder {folder} does not exist; expected the ImageNet layout "
-                        f"{Path(root) / split}/<class name>/<image files>")
+    kind = kind_of(folder)
+    if kind != "a folder":
+        problem = "does not exist" if kind == "missing" else f"is {kind}, not a folder"
+        raise UserError(f"dataset folder {folder} {problem}; expected the ImageNet layout "
+                        f"{folder}/<class name>/<image files>")
     if not any(p.is_dir() for p in folder.iterdir()):
         raise UserError(f"{folder} has no class folders; put each class's images in {folder}/<class name>/")
     try:
-        return ImageFolder(folder, transform=transform)
+        return ImageFolder(folder, transform=transform, loader=load_rgb)
     except FileNotFoundError as error:
         raise UserError(f"{folder}: {error}; every class folder needs at least one image "
                         "(.jpg, .jpeg, .png, .ppm, .bmp, .pgm, .tif, .tiff, .webp)") from error
@@ -70,10 +99,15 @@ def create_transforms(model: torch.nn.Module, augmentation: Augmentation | None)
         return create_transform(**config, is_training=False)
     config.pop("crop_pct", None)
     config.pop("crop_mode", None)
-    return create_transform(
-        **config, is_training=True, auto_augment=augmentation.auto_augment, re_prob=augmentation.re_prob,
-        hflip=augmentation.hflip, color_jitter=augmentation.color_jitter, scale=(augmentation.min_scale, 1.0),
-    )
+    try:
+        return create_transform(
+            **config, is_training=True, auto_augment=augmentation.auto_augment, re_prob=augmentation.re_prob,
+            hflip=augmentation.hflip, color_jitter=augmentation.color_jitter, scale=(augmentation.min_scale, 1.0),
+        )
+    except (AssertionError, KeyError, ValueError) as error:  # timm asserts on a policy string it cannot parse
+        raise UserError(f"--aa {augmentation.auto_augment!r} is not a timm auto-augment policy "
+                        f"({first_sentence(error)}); use e.g. rand-m9-mstd0.5-inc1, augmix-m5-w3, original, or "
+                        "none") from None
 
 
 def create_mixup(augmentation: Augmentation, label_smoothing: float, num_classes: int) -> Callable | None:

@@ -95,6 +95,9 @@ def _load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:
 def _phases(spec: str | None, num_blocks: int, teacher: VisionTransformer, images: torch.Tensor) -> list[int]:
     """``None`` → equal phases; "auto" → from the teacher's layer similarity; "4,8" → as given."""
     depth = len(teacher.blocks)
+    if spec in (None, "auto") and num_blocks > depth:  # explicit layer counts give the number of blocks themselves
+        raise UserError(f"--blocks {num_blocks} is more recurrent blocks than the teacher has layers ({depth}); "
+                        f"give --blocks 1 to {depth}")
     if spec is None:
         return equal_phases(depth, num_blocks)
     if spec == "auto":
@@ -157,6 +160,9 @@ def evaluate_checkpoint(checkpoint: Path, data: Path, split: str, output: Path |
     accuracy against inference steps; rank 0 writes eval.json and the figures to ``output``."""
     ctx = setup_distributed(device)
     model, state = _load_model(checkpoint)
+    if loops and model.trained_loops is None:
+        raise UserError(f"{state['model_name']} in {checkpoint} is not a recurrent model, so it has no inference "
+                        "steps to sweep; drop --loops")
     model.to(ctx.device)
     dataset = image_folder(data, split, create_transforms(model, None))
     check_same_classes(state["class_names"], dataset.classes, f"{data}/{split}")

@@ -10,24 +10,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nnunet_rdvit.commands.argument_types import int_in_range, non_negative_int, positive_int
 from nnunet_rdvit.commands.model_arguments import fold, tile_step
 
 NAME = "analyze"
+MAX_PERMUTATIONS = 100_000
 HELP = ("Analyse a trained RD-ViT fold on its validation cases (or any labelled folder): Dice against inference "
         "loops with ACT on and off, ACT halting on structure boundaries vs interiors, MoE expert specialisation, "
         "and ponder/MoE training curves; writes report.json, report.md and figures.")
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
-
-
-def _count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return int(text)
+# Permutations of the expert-specialisation baseline: 100,000 already resolve p-values to 1e-5.
+_permutations = int_in_range(0, MAX_PERMUTATIONS, why="p-values resolve to 1/(1 + N); more only costs time")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,9 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(nnU-Net's naming; needs --labels)")
     parser.add_argument("--labels", type=Path, default=None, metavar="DIR",
                         help="reference labels CASE<ending> for every case in --images")
-    parser.add_argument("--max-cases", type=_positive, default=None, metavar="N",
+    parser.add_argument("--max-cases", type=positive_int, default=None, metavar="N",
                         help="analyse only the first N cases (sorted by name), e.g. on a CPU")
-    parser.add_argument("--loops", type=_positive, nargs="+", default=None, metavar="N",
+    parser.add_argument("--loops", type=positive_int, nargs="+", default=None, metavar="N",
                         help="inference loop counts for depth extrapolation (default: 1 … 2T)")
     parser.add_argument("--no-act-off", action="store_true",
                         help="skip the ACT-off (fixed depth) rows of depth extrapolation (halves its time)")
@@ -54,9 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "default: 2^axes times slower)")
     parser.add_argument("--step-size", type=tile_step, default=0.5,
                         help="sliding-window step as a fraction of the patch (default 0.5, nnU-Net's)")
-    parser.add_argument("--permutations", type=_count, default=1000,
-                        help="label permutations for the expert-specialisation baseline (default 1000)")
-    parser.add_argument("--examples", type=_count, default=3,
+    parser.add_argument("--permutations", type=_permutations, default=1000,
+                        help="label permutations for the expert-specialisation baseline (default 1000, at most "
+                             f"{MAX_PERMUTATIONS})")
+    parser.add_argument("--examples", type=non_negative_int, default=3,
                         help="cases drawn in the halting-map example figure (default 3)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto (default) uses CUDA when present, else the CPU")

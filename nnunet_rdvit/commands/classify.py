@@ -10,25 +10,14 @@ import ast
 from pathlib import Path
 from typing import Any
 
+from nnunet_rdvit.commands.argument_types import (existing_file, existing_folder, float_in_range,
+                                                  non_negative_float, non_negative_int, output_folder,
+                                                  positive_float, positive_int, probability)
+from nnunet_rdvit.paths import check_output_outside, creatable_folder_problem
+
 NAME = "classify"
 HELP = ("ImageNet-style classification with ViT, bViT, RD-ViT, Edge-RecViT and Raptor students: "
         "train | distill | eval | models.")
-
-
-def _at_least(cast: type, minimum: float):
-    """argparse type: ``cast(text)``, rejected below ``minimum``."""
-    def parse(text: str):
-        value = cast(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be ≥ {minimum}, got {text}")
-        return value
-
-    parse.__name__ = cast.__name__  # argparse names the type in its messages
-    return parse
-
-
-_positive_int = _at_least(int, 1)
-_non_negative_float = _at_least(float, 0.0)
 
 
 def _model_arg(text: str) -> tuple[str, Any]:
@@ -44,35 +33,39 @@ def _model_arg(text: str) -> tuple[str, Any]:
 
 def _add_run_arguments(parser: argparse.ArgumentParser, output_required: bool) -> None:
     """What every training run (train, distill) takes: data, output, recipe, hardware."""
-    parser.add_argument("--data", type=Path, required=True,
+    parser.add_argument("--data", type=existing_folder, required=True,
                         help="dataset root in the ImageNet layout: DATA/train/<class>/…, "
                              "optional DATA/val/<class>/…")
-    parser.add_argument("-o", "--output", type=Path, required=output_required,
+    parser.add_argument("-o", "--output", type=output_folder, required=output_required,
                         help="folder for last.pt, history.json (default with --resume: the checkpoint's folder)")
-    parser.add_argument("--resume", type=Path, help="continue a run from its checkpoint (e.g. OUTPUT/last.pt); "
-                                                    "model and recipe come from the checkpoint")
+    parser.add_argument("--resume", type=existing_file,
+                        help="continue a run from its checkpoint (e.g. OUTPUT/last.pt); model and recipe come from "
+                             "the checkpoint")
     recipe = parser.add_argument_group("recipe (DeiT defaults)")
-    recipe.add_argument("--epochs", type=_positive_int, default=300)
-    recipe.add_argument("--batch-size", type=_positive_int, default=128, help="per process (default 128)")
-    recipe.add_argument("--lr", type=float, help="peak learning rate (default 5e-4 x global batch / 512)")
-    recipe.add_argument("--min-lr", type=_non_negative_float, default=1e-6)
-    recipe.add_argument("--weight-decay", type=_non_negative_float, default=0.05)
-    recipe.add_argument("--warmup-epochs", type=int, default=5)
-    recipe.add_argument("--smoothing", type=_non_negative_float, default=0.1, help="label smoothing (default 0.1)")
-    recipe.add_argument("--clip-grad", type=_non_negative_float, default=1.0, help="gradient-norm clip, 0 = off")
+    recipe.add_argument("--epochs", type=positive_int, default=300)
+    recipe.add_argument("--batch-size", type=positive_int, default=128, help="per process (default 128)")
+    recipe.add_argument("--lr", type=positive_float, help="peak learning rate (default 5e-4 x global batch / 512)")
+    recipe.add_argument("--min-lr", type=non_negative_float, default=1e-6)
+    recipe.add_argument("--weight-decay", type=non_negative_float, default=0.05)
+    recipe.add_argument("--warmup-epochs", type=non_negative_int, default=5)
+    recipe.add_argument("--smoothing", type=probability, default=0.1, help="label smoothing (default 0.1)")
+    recipe.add_argument("--clip-grad", type=non_negative_float, default=1.0, help="gradient-norm clip, 0 = off")
     recipe.add_argument("--aa", default="rand-m9-mstd0.5-inc1", help="timm auto-augment policy, 'none' = off")
-    recipe.add_argument("--reprob", type=_non_negative_float, default=0.25, help="random-erasing probability")
-    recipe.add_argument("--hflip", type=_non_negative_float, default=0.5)
-    recipe.add_argument("--color-jitter", type=_non_negative_float, default=0.3)
-    recipe.add_argument("--min-scale", type=_non_negative_float, default=0.08, help="random-resized-crop scale")
-    recipe.add_argument("--seed", type=int, default=0)
+    recipe.add_argument("--reprob", type=probability, default=0.25, help="random-erasing probability")
+    recipe.add_argument("--hflip", type=probability, default=0.5)
+    recipe.add_argument("--color-jitter", type=non_negative_float, default=0.3)
+    recipe.add_argument("--min-scale", type=float_in_range(0.0, 1.0, include_minimum=False), default=0.08,
+                        help="random-resized-crop scale")
+    recipe.add_argument("--seed", type=non_negative_int, default=0)
     hardware = parser.add_argument_group("hardware and output")
     hardware.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     hardware.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto",
                           help="mixed precision on CUDA (auto: bf16 where supported, else fp16 with a grad scaler)")
-    hardware.add_argument("--workers", type=int, default=4, help="data-loading processes per training process")
-    hardware.add_argument("--eval-every", type=_positive_int, default=1, help="validate every N epochs")
-    hardware.add_argument("--save-every", type=int, default=0, help="also keep epoch_NNNN.pt every N epochs")
+    hardware.add_argument("--workers", type=non_negative_int, default=4,
+                          help="data-loading processes per training process")
+    hardware.add_argument("--eval-every", type=positive_int, default=1, help="validate every N epochs")
+    hardware.add_argument("--save-every", type=non_negative_int, default=0,
+                          help="also keep epoch_NNNN.pt every N epochs")
     hardware.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
 
 
@@ -85,38 +78,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="constructor argument, repeatable (e.g. --model-arg img_size=32 --model-arg num_loops=6)")
     _add_run_arguments(train, output_required=False)
     losses = train.add_argument_group("auxiliary loss weights")
-    losses.add_argument("--mixup", type=_non_negative_float, default=0.0, help="mixup alpha (0 = off)")
-    losses.add_argument("--cutmix", type=_non_negative_float, default=0.0, help="cutmix alpha (0 = off)")
-    losses.add_argument("--ponder-weight", type=_non_negative_float, default=0.01, help="RD-ViT ACT ponder loss")
-    losses.add_argument("--balance-weight", type=_non_negative_float, default=0.01, help="MoE balance loss")
-    losses.add_argument("--z-weight", type=_non_negative_float, default=0.001, help="MoE router z-loss")
-    losses.add_argument("--stb-weight", type=_non_negative_float, default=0.01, help="Edge-RecViT lambda_stb")
-    losses.add_argument("--du-weight", type=_non_negative_float, default=0.1, help="Edge-RecViT lambda_du")
+    losses.add_argument("--mixup", type=non_negative_float, default=0.0, help="mixup alpha (0 = off)")
+    losses.add_argument("--cutmix", type=non_negative_float, default=0.0, help="cutmix alpha (0 = off)")
+    losses.add_argument("--ponder-weight", type=non_negative_float, default=0.01, help="RD-ViT ACT ponder loss")
+    losses.add_argument("--balance-weight", type=non_negative_float, default=0.01, help="MoE balance loss")
+    losses.add_argument("--z-weight", type=non_negative_float, default=0.001, help="MoE router z-loss")
+    losses.add_argument("--stb-weight", type=non_negative_float, default=0.01, help="Edge-RecViT lambda_stb")
+    losses.add_argument("--du-weight", type=non_negative_float, default=0.1, help="Edge-RecViT lambda_du")
 
     distill = actions.add_parser("distill", help="Raptor: distil a trained vit_baseline_* into k recurrent blocks")
-    distill.add_argument("--teacher", type=Path, help="checkpoint of a vit_baseline_* model from 'classify train'")
-    distill.add_argument("--blocks", type=_positive_int, default=2, help="recurrent blocks k (default 2)")
+    distill.add_argument("--teacher", type=existing_file,
+                         help="checkpoint of a vit_baseline_* model from 'classify train'")
+    distill.add_argument("--blocks", type=positive_int, default=2, help="recurrent blocks k (default 2)")
     distill.add_argument("--phases", help="'auto' (from the teacher's layer similarity) or layer counts like 4,8 "
                                           "(default: equal)")
     _add_run_arguments(distill, output_required=False)
 
     evaluate = actions.add_parser("eval", help="top-1/top-5, img/s, parameters, FLOPs, depth sweep and histogram")
-    evaluate.add_argument("--checkpoint", type=Path, required=True)
-    evaluate.add_argument("--data", type=Path, required=True, help="dataset root (ImageNet layout)")
+    evaluate.add_argument("--checkpoint", type=existing_file, required=True)
+    evaluate.add_argument("--data", type=existing_folder, required=True, help="dataset root (ImageNet layout)")
     evaluate.add_argument("--split", default="val", help="sub-folder to evaluate (default val)")
-    evaluate.add_argument("-o", "--output", type=Path, help="where eval.json and the figures go "
+    evaluate.add_argument("-o", "--output", type=output_folder, help="where eval.json and the figures go "
                                                             "(default: CHECKPOINT_FOLDER/eval_SPLIT)")
-    evaluate.add_argument("--batch-size", type=_positive_int, default=128)
-    evaluate.add_argument("--workers", type=int, default=4)
+    evaluate.add_argument("--batch-size", type=positive_int, default=128)
+    evaluate.add_argument("--workers", type=non_negative_int, default=4)
     evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     evaluate.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto")
-    evaluate.add_argument("--loops", type=int, nargs="+", help="inference steps to sweep for recurrent models "
-                                                               "(default: 1, T/2, T, 3T/2, 2T)")
+    evaluate.add_argument("--loops", type=positive_int, nargs="+",
+                          help="inference steps to sweep for recurrent models (default: 1, T/2, T, 3T/2, 2T)")
 
     models = actions.add_parser("models", help="list the registered models with parameters (and FLOPs)")
     models.add_argument("names", nargs="*", help="models to list (default: all)")
     models.add_argument("--flops", action="store_true", help="also count FLOPs per image (one forward each)")
-    models.add_argument("--img-size", type=_positive_int, default=224)
+    models.add_argument("--img-size", type=positive_int, default=224)
 
 
 def _settings(args: argparse.Namespace):
@@ -141,13 +135,30 @@ def _settings(args: argparse.Namespace):
 
 
 def _output(args: argparse.Namespace) -> Path:
+    """The output folder: -o, else eval's CHECKPOINT_FOLDER/eval_SPLIT or the --resume checkpoint's folder;
+    never inside the dataset."""
     from nnunet_rdvit.errors import UserError
 
     if args.output is not None:
-        return args.output
-    if args.resume is not None:
-        return args.resume.parent
-    raise UserError("give -o/--output, the folder for the checkpoints and history")
+        output = args.output
+    elif args.action == "eval":
+        output = args.checkpoint.parent / f"eval_{_split(args)}"
+    elif args.resume is not None:
+        output = args.resume.parent
+    else:
+        raise UserError("give -o/--output, the folder for the checkpoints and history")
+    check_output_outside(output, [args.data], "-o/--output")  # in --data it would even count as a class
+    if args.output is None and (problem := creatable_folder_problem(output)):  # -o was checked while parsing
+        raise UserError(f"{problem}; pass -o/--output, a folder you can write to")
+    return output
+
+
+def _split(args: argparse.Namespace) -> str:
+    from nnunet_rdvit.errors import UserError
+
+    if Path(args.split).name != args.split or args.split in ("", ".", ".."):
+        raise UserError(f"--split {args.split!r} is not a folder name; give a sub-folder of --data such as val")
+    return args.split
 
 
 def _print_table(rows: list[dict]) -> None:
@@ -172,9 +183,8 @@ def run(args: argparse.Namespace) -> int:
         pipelines.distill_on_folder(args.data, _output(args), args.teacher, args.blocks, args.phases,
                                     _settings(args), args.device, args.resume)
     else:
-        output = args.output or args.checkpoint.parent / f"eval_{args.split}"
-        report = pipelines.evaluate_checkpoint(args.checkpoint, args.data, args.split, output, args.batch_size,
-                                               args.workers, args.device, args.amp, args.loops)
+        report = pipelines.evaluate_checkpoint(args.checkpoint, args.data, _split(args), _output(args),
+                                               args.batch_size, args.workers, args.device, args.amp, args.loops)
         _print_report(report)
     return 0
 

@@ -4,29 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+
+from nnunet_rdvit.commands.argument_types import existing_folder, int_in_range, output_folder
 
 NAME = "convert-acdc"
 HELP = ("Validate the ACDC challenge data and convert it into an nnU-Net v2 raw dataset "
         "(DatasetNNN_ACDC) with a patient-grouped 5-fold split and per-case metadata.")
 
 
-def _dataset_id(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if not 1 <= value <= 999:
-        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 999")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("raw_dir", metavar="RAW_DIR", type=Path,
+    parser.add_argument("raw_dir", metavar="RAW_DIR", type=existing_folder,
                         help="the ACDC folder that contains training/ (and optionally testing/)")
-    parser.add_argument("--dataset-id", type=_dataset_id, default=27,
+    parser.add_argument("--dataset-id", type=int_in_range(1, 999, "nnU-Net's dataset ids have three digits"),
+                        default=27,
                         help="nnU-Net dataset id; the output is DatasetNNN_ACDC (default: 27, as nnU-Net's own)")
-    parser.add_argument("--nnunet-raw", type=Path, default=None,
+    parser.add_argument("--nnunet-raw", type=output_folder, default=None,
                         help="nnU-Net raw data folder (default: $nnUNet_raw)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing DatasetNNN_ACDC folder that holds a different dataset")

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from nnunet_rdvit.ablation_names import ABLATIONS, FULL_MODEL
+from nnunet_rdvit.commands.argument_types import int_in_range, non_negative_int, output_folder, positive_int
 from nnunet_rdvit.fraction_trainer_names import FRACTION_BASES
 
 NAME = "experiment"
@@ -25,14 +26,8 @@ ABLATION_GRID_TRAINERS = (FULL_MODEL, *ABLATIONS)
 ABLATION_FRACTIONS = (100,)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+# A time budget is whole minutes: the trainer names carry it as _min<M>.
+_minutes = int_in_range(1, why="whole minutes of training per job, as in the trainer names' _min<M>, e.g. --minutes 30")
 
 
 def _percent(text: str) -> int:
@@ -40,12 +35,6 @@ def _percent(text: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 100:
         raise argparse.ArgumentTypeError(f"a data fraction is a whole percentage from 1 to 100, got {text!r}")
     return int(value)
-
-
-def _fold(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"folds are integers 0, 1, ...; got {text!r}")
-    return int(text)
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -71,20 +60,25 @@ def _add_grid_arguments(parser: argparse.ArgumentParser) -> None:
                       help=f"percentages of each fold's training patients (default: "
                            f"{' '.join(map(str, DEFAULT_FRACTIONS))}; with --ablation: "
                            f"{' '.join(map(str, ABLATION_FRACTIONS))})")
-    grid.add_argument("-f", "--folds", nargs="+", type=_fold, default=[0, 1, 2, 3, 4], metavar="FOLD",
+    grid.add_argument("-f", "--folds", nargs="+", type=non_negative_int, default=[0, 1, 2, 3, 4], metavar="FOLD",
                       help="folds of splits_final.json (default: 0 1 2 3 4)")
     grid.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
     budget = parser.add_argument_group("training budget (the same for every trainer; part of the trainer names)")
-    budget.add_argument("--epochs", type=_positive_int, help="epochs instead of nnU-Net's 1000 (needs --iterations)")
-    budget.add_argument("--iterations", type=_positive_int,
-                        help="training iterations per epoch instead of 250 (needs --epochs)")
-    budget.add_argument("--batch-size", type=_positive_int,
-                        help="batch size instead of the plans' (needs --epochs and --iterations)")
+    budget.add_argument("--epochs", type=positive_int, help="epochs instead of nnU-Net's 1000 (needs --iterations)")
+    budget.add_argument("--iterations", type=positive_int,
+                        help="training iterations per epoch instead of 250 (with --epochs, or with --minutes to end "
+                             "closer to the time budget)")
+    budget.add_argument("--minutes", type=_minutes,
+                        help="minutes of training per job instead of an epoch count (trainer names _min<M>): "
+                             "training ends at the first epoch boundary after it, with the learning-rate schedule "
+                             "over the budget; not with --epochs")
+    budget.add_argument("--batch-size", type=positive_int,
+                        help="batch size instead of the plans' (needs --epochs and --iterations, or --minutes)")
     budget.add_argument("--no-tta", action="store_true",
                         help="validate (and later predict) without test-time mirroring: 4× (2d) / 8× (3d) cheaper "
                              "inference, for CPUs; adds _notta to the trainer names")
     report = parser.add_argument_group("report")
-    report.add_argument("-o", "--output", type=Path, default=Path("nnunet_rdvit_experiment"),
+    report.add_argument("-o", "--output", type=output_folder, default="nnunet_rdvit_experiment",
                         help="folder for tables, figure and logs (default: ./nnunet_rdvit_experiment)")
     report.add_argument("--compare", nargs="+", type=_pair, metavar="A:B",
                         help="trainer pairs for paired Wilcoxon tests (default: the first trainer against each other)")
@@ -119,9 +113,14 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_rdvit.errors import UserError
     from nnunet_rdvit.experiments.nnunet_folders import nnunet_folder
     from nnunet_rdvit.experiments.runner import plan_jobs, print_dry_run, resolve_devices, run_jobs
+    from nnunet_rdvit.paths import check_output_outside, prepare_output_folder
 
     grid = _grid(args)
     results = nnunet_folder("nnUNet_results", must_exist=args.action == "aggregate")
+    inputs = [nnunet_folder("nnUNet_preprocessed") / grid.dataset, results / grid.dataset]
+    if args.test:
+        inputs.append(nnunet_folder("nnUNet_raw") / grid.dataset)  # checked now, not after the training
+    check_output_outside(args.output, inputs, "-o/--output")
     if args.action == "aggregate":
         _aggregate(grid, results, args, resolve_devices(args.device, args.gpus)[0] if args.test else "cpu")
         return 0
@@ -130,8 +129,10 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print_dry_run(grid, planned)
         return 0
+    prepare_output_folder(args.output, "-o/--output")  # before hours of training, which log into it
     failures = run_jobs(grid, planned, gpus, results, args.output / "logs")
-    _aggregate(grid, results, args, device)
+    if len(failures) < len(planned):  # some job has finished: summarise it
+        _aggregate(grid, results, args, device)
     if failures:
         raise UserError(f"{len(failures)} of {len(planned)} job(s) failed: "
                         + "; ".join(f"{job.label()} ({error})" for job, error in failures))
@@ -142,13 +143,18 @@ def _grid(args: argparse.Namespace):
     from nnunet_rdvit.errors import UserError
     from nnunet_rdvit.experiments.grid import ExperimentGrid
     from nnunet_rdvit.experiments.nnunet_folders import check_preprocessed, nnunet_folder, resolve_dataset
-    from nnunet_rdvit.fraction_trainer_names import TrainingBudget
+    from nnunet_rdvit.fraction_trainer_names import TimeBudget, TrainingBudget
 
-    if (args.epochs is None) != (args.iterations is None):
-        raise UserError("give --epochs and --iterations together (the budget is epochs × iterations per epoch)")
-    if args.batch_size is not None and args.epochs is None:
-        raise UserError("--batch-size is part of a budget: give --epochs and --iterations too")
-    budget = TrainingBudget(args.epochs, args.iterations, args.batch_size) if args.epochs else None
+    if args.minutes is not None and args.epochs is not None:
+        raise UserError("a budget is either --epochs with --iterations, or --minutes (optionally with --iterations "
+                        "per epoch), not both")
+    if args.minutes is None and (args.epochs is None) != (args.iterations is None):
+        raise UserError("give --epochs and --iterations together (the budget is epochs × iterations per epoch), "
+                        "or --minutes")
+    if args.batch_size is not None and args.epochs is None and args.minutes is None:
+        raise UserError("--batch-size is part of a budget: give --epochs and --iterations, or --minutes, too")
+    budget = (TimeBudget(args.minutes, args.iterations, args.batch_size) if args.minutes
+              else TrainingBudget(args.epochs, args.iterations, args.batch_size) if args.epochs else None)
     preprocessed = nnunet_folder("nnUNet_preprocessed")
     dataset = resolve_dataset(args.dataset, preprocessed)
     if args.ablation and args.trainers:
@@ -172,16 +178,25 @@ def _grid(args: argparse.Namespace):
 
 
 def _aggregate(grid, results: Path, args: argparse.Namespace, device: str) -> None:
+    from nnunet_rdvit.errors import UserError
     from nnunet_rdvit.experiments.ablation import ablation_rows
     from nnunet_rdvit.experiments.aggregate import (collect_validation_scores, summarise_over_cases,
                                                     summarise_over_folds)
     from nnunet_rdvit.experiments.nnunet_folders import nnunet_folder
     from nnunet_rdvit.experiments.report import ExperimentResults, ablation_table, dice_table, write_report
     from nnunet_rdvit.experiments.stats import paired_comparisons
+    from nnunet_rdvit.paths import prepare_output_folder
 
-    print(f"\nAggregating {grid.dataset} into {args.output}", flush=True)
     collected = collect_validation_scores(grid, results, nnunet_folder("nnUNet_preprocessed"),
                                           with_hd95=not args.no_hd95)
+    if len(collected.missing) == len(grid.jobs()):
+        jobs = grid.jobs()
+        raise UserError(f"none of the grid's {len(jobs)} job(s) has finished: no fold_N/validation/summary.json "
+                        f"in {grid.model_dir(results, jobs[0])}" + (" or the other jobs' folders" if len(jobs) > 1
+                                                                    else "")
+                        + "; run `nnunet-rdvit experiment run` with the same grid arguments first")
+    prepare_output_folder(args.output, "-o/--output")
+    print(f"\nAggregating {grid.dataset} into {args.output}", flush=True)
     pairs = args.compare or [(grid.trainers[0], other) for other in grid.trainers[1:]]
     metrics = ("dice",) if args.no_hd95 else ("dice", "hd95")
     summary = summarise_over_folds(collected.scores, collected.structures)

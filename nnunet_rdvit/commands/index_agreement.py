@@ -1,8 +1,8 @@
 """``nnunet-rdvit index-agreement``: predicted vs ground-truth cardiac indices over a labelled set.
 
 Exit status: 0 when every matched patient was compared; 2 when nothing could be compared or when a
-patient's ground truth was unreadable or its frames differ from the prediction's (the others are still
-compared and written). See docs/inference.md.
+patient's ground truth was unreadable, its frames differ from the prediction's, or it lies on another voxel
+grid than the predicted image (the others are still compared and written). See docs/inference.md.
 """
 
 from __future__ import annotations

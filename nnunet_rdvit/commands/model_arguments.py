@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_rdvit.tile_step import tile_step_problem
+
 
 def fold(text: str) -> int | str:
     """A fold of nnU-Net's split: an integer, or ``all`` for a model trained on every case."""
@@ -13,11 +15,12 @@ def fold(text: str) -> int | str:
 
 
 def tile_step(text: str) -> float:
-    """nnU-Net's sliding-window step as a fraction of the patch, in (0, 1]."""
+    """nnU-Net's sliding-window step as a fraction of the patch (bounds in :mod:`nnunet_rdvit.tile_step`)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"the tile step is a fraction of the patch in (0, 1], got {value}")
+    problem = tile_step_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return value

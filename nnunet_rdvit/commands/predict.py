@@ -71,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(done)} volume(s) segmented in {result.seconds:.1f} s ({per_volume:.1f} s per volume for "
               f"prediction, {result.model['device']}); outputs in {result.output}")
     failures = result.failures
-    if len(failures) == 1 and len(result.cases) == 1:
-        raise UserError(failures[0].message)
+    if len(failures) == 1 and len(result.cases) == 1:  # a patient-level failure (Info.cfg, frames) names it
+        only = failures[0]
+        raise UserError(only.message if only.source != only.name else f"{only.name}: {only.message}")
     if failures:
         listed = "; ".join(f"{case.name}: {case.message}" for case in failures[:3])
         more = f" (and {len(failures) - 3} more)" if len(failures) > 3 else ""

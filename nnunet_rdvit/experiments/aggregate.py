@@ -14,7 +14,6 @@ cases. See :func:`overall_value` for the overall value.
 from __future__ import annotations
 
 import ast
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 
 from nnunet_rdvit.experiments.grid import ExperimentGrid, Job
 from nnunet_rdvit.experiments.hd95 import hd95
+from nnunet_rdvit.experiments.nnunet_folders import read_json
 from nnunet_rdvit.experiments.runner import State, job_state
 from nnunet_rdvit.quiet_itk import quiet_simpleitk
 
@@ -247,5 +247,5 @@ def segmentation_reader(plans_file: Path) -> Callable[[Path], tuple[np.ndarray, 
 
 
 def _read_json(path: Path) -> dict:
-    with open(path, encoding="utf-8") as file:
-        return json.load(file)
+    return read_json(path, "it is written by nnUNetv2_train: rerun the job (e.g. with --c), or move its folder away "
+                           "to leave it out")

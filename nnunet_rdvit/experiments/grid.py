@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnunet_rdvit.errors import UserError
-from nnunet_rdvit.fraction_trainer_names import (FRACTION_BASES, FractionTrainerSpec, TrainingBudget, check_percent,
-                                                 parse_fraction_trainer_name)
+from nnunet_rdvit.fraction_trainer_names import (FRACTION_BASES, FractionTrainerSpec, TimeBudget, TrainingBudget,
+                                                 check_percent, parse_fraction_trainer_name)
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class ExperimentGrid:
     percents: tuple[int, ...]
     folds: tuple[int, ...]
     configurations: tuple[str, ...]
-    budget: TrainingBudget | None = None  # None: the trainers' own (nnU-Net's 1000 epochs × 250 iterations)
+    budget: TrainingBudget | TimeBudget | None = None  # None: the trainers' own (nnU-Net's 1000 epochs × 250 iterations)
     plans: str = "nnUNetPlans"
     test_time_mirroring: bool = True
 

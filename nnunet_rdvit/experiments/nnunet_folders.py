@@ -10,7 +10,8 @@ import os
 import re
 from pathlib import Path
 
-from nnunet_rdvit.errors import UserError
+from nnunet_rdvit.errors import UserError, first_sentence
+from nnunet_rdvit.paths import creatable_folder_problem, kind_of
 
 
 def nnunet_folder(variable: str, must_exist: bool = True) -> Path:
@@ -20,9 +21,26 @@ def nnunet_folder(variable: str, must_exist: bool = True) -> Path:
         raise UserError(f"{variable} is not set: export {variable}=/path/to/{variable} (nnU-Net's folder "
                         f"variables must be set as for nnUNetv2_train)")
     path = Path(value).expanduser().resolve()
-    if must_exist and not path.is_dir():
-        raise UserError(f"{variable} points to {path}, which is not a folder; create it or fix the variable")
+    if not must_exist:
+        problem = creatable_folder_problem(path)
+        if problem is not None:
+            raise UserError(f"{variable}: {problem}; point {variable} to a folder you can write to")
+        return path
+    kind = kind_of(path)
+    if kind != "a folder":
+        what = "does not exist" if kind.startswith("missing") else f"is {kind}, not a folder"
+        raise UserError(f"{variable}: {path} {what}; point {variable} to the existing nnU-Net folder")
     return path
+
+
+def read_json(path: Path, fix: str) -> object:
+    """The parsed JSON file, or a UserError naming the file, what is wrong with it and ``fix``."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing; {fix}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise UserError(f"{path} is not a readable JSON file ({first_sentence(error)}); {fix}") from None
 
 
 def resolve_dataset(dataset: str, preprocessed: Path) -> str:
@@ -50,7 +68,11 @@ def check_preprocessed(dataset_dir: Path, plans: str, configurations: tuple[str,
     if not plans_file.is_file():
         raise UserError(f"no plans {plans_file.name} in {dataset_dir}; run nnUNetv2_plan_and_preprocess for this "
                         f"dataset (or pass the right -p)")
-    all_configurations = json.loads(plans_file.read_text())["configurations"]
+    rerun = f"run nnUNetv2_plan_and_preprocess -d {dataset_dir.name} again"
+    plans_content = read_json(plans_file, rerun)
+    all_configurations = plans_content.get("configurations") if isinstance(plans_content, dict) else None
+    if not isinstance(all_configurations, dict):
+        raise UserError(f"{plans_file} has no 'configurations'; it is not an nnU-Net plans file: {rerun}")
     for configuration in configurations:
         if configuration not in all_configurations:
             raise UserError(f"configuration {configuration!r} is not in {plans_file.name} (has: "
@@ -60,7 +82,13 @@ def check_preprocessed(dataset_dir: Path, plans: str, configurations: tuple[str,
             raise UserError(f"no preprocessed data for {configuration} ({data_dir} is missing); run "
                             f"nnUNetv2_plan_and_preprocess -d {dataset_dir.name} -c {configuration} -p {plans}")
     splits_file = dataset_dir / "splits_final.json"
-    return len(json.loads(splits_file.read_text())) if splits_file.is_file() else 5  # nnU-Net's default 5 folds
+    if not splits_file.exists():
+        return 5  # nnU-Net's default 5 folds, written on the first training
+    splits = read_json(splits_file, f"delete it (nnU-Net writes a new 5-fold split) or restore it")
+    if not isinstance(splits, list) or not splits:
+        raise UserError(f"{splits_file} is not a list of folds; delete it (nnU-Net writes a new 5-fold split) or "
+                        "restore it")
+    return len(splits)
 
 
 def _data_identifier(configurations: dict, name: str) -> str:

@@ -6,7 +6,8 @@ absolute error.
 Predictions are ``predict`` output folders (``<patient>/cardiac_indices.json``); ground truth is ACDC-layout
 patient folders (``Info.cfg`` and ``*_frameNN_gt.nii.gz``), from which the indices are computed with the same
 code. Patients are matched by folder name. Patients present on one side only are listed, not failures; a
-ground truth that cannot be read, or frames that differ from the prediction's, is a failure of that patient.
+ground truth that cannot be read, whose frames differ from the prediction's, or that lies on another voxel grid
+(shape, spacing) than the image the prediction was made on, is a failure of that patient.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.inference.agreement_figure import write_bland_altman
 from nnunet_rdvit.inference.cardiac_indices import INDICES, cardiac_indices, structure_volumes_ml
 from nnunet_rdvit.inference.discovery import PHASES, find_patient_folders, frame_file, read_frames
-from nnunet_rdvit.inference.nifti_io import read_labels
+from nnunet_rdvit.inference.nifti_io import Volume3D, nifti_stem, read_labels
 from nnunet_rdvit.inference.structure_stats import REGIONS
 from nnunet_rdvit.inference.tables import write_csv
+from nnunet_rdvit.output_lock import output_lock
+from nnunet_rdvit.paths import check_output_outside, prepare_output_folder, remove_if_empty, require_folder
 
 INDICES_FILE = "cardiac_indices.json"
 
@@ -42,10 +45,21 @@ class AgreementResult:
 def compare_indices(predictions: Path, ground_truth: Sequence[Path], output: Path) -> AgreementResult:
     predicted = _predicted_records(predictions)
     truth_folders = _ground_truth_folders(ground_truth)
+    check_output_outside(output, [predictions, *ground_truth])
+    created = prepare_output_folder(output)
+    try:
+        with output_lock(output, "index-agreement", clean_depth=0):
+            return _compare(predictions, predicted, truth_folders, output)
+    finally:
+        remove_if_empty(output, created)
+
+
+def _compare(predictions: Path, predicted: dict[str, dict], truth_folders: dict[str, Path],
+             output: Path) -> AgreementResult:
     failures: list[tuple[str, str]] = []
     pairs = []
     for name in sorted(set(predicted) & set(truth_folders)):
-        truth, problem = _ground_truth(truth_folders[name], predicted[name]["frames"])
+        truth, problem = _ground_truth(truth_folders[name], predicted[name], predictions / name)
         if problem:
             failures.append((name, problem))
             continue
@@ -87,15 +101,20 @@ def agreement_statistics(predicted: Sequence[float | None], truth: Sequence[floa
 
 
 def _predicted_records(predictions: Path) -> dict[str, dict]:
-    if not predictions.is_dir():
-        raise UserError(f"prediction folder {predictions} does not exist")
+    require_folder(predictions, "prediction folder")
     records = {}
     for path in sorted(predictions.glob(f"*/{INDICES_FILE}")):
         try:
             record = json.loads(path.read_text())
-            records[record["patient"]] = record
-        except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as error:
-            raise UserError(f"{path} is not a cardiac_indices.json written by predict ({error})") from None
+            frames = {phase: int(record["frames"][phase]) for phase in PHASES}
+            values = [record["indices"][index] for index in INDICES]
+            if not isinstance(record["patient"], str) or not all(v is None or isinstance(v, (int, float))
+                                                                 for v in values):
+                raise TypeError("a patient name and numeric indices are expected")
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise UserError(f"{path} is not a cardiac_indices.json written by predict ({type(error).__name__}: "
+                            f"{error}); run predict again into that folder, or remove the file") from None
+        records[record["patient"]] = {**record, "frames": frames}
     if not records:
         raise UserError(f"{predictions} has no <patient>/{INDICES_FILE}; run `nnunet-rdvit predict` on patient "
                         f"folders (with Info.cfg, or --ed/--es) and pass its output folder")
@@ -105,8 +124,7 @@ def _predicted_records(predictions: Path) -> dict[str, dict]:
 def _ground_truth_folders(paths: Sequence[Path]) -> dict[str, Path]:
     folders: dict[str, Path] = {}
     for path in paths:
-        if not path.is_dir():
-            raise UserError(f"ground-truth folder {path} does not exist")
+        require_folder(path, "ground-truth folder")
         found = find_patient_folders(path)
         if not found:
             raise UserError(f"{path} holds no patient folders with Info.cfg (ACDC layout: patientNNN/Info.cfg with "
@@ -118,7 +136,9 @@ def _ground_truth_folders(paths: Sequence[Path]) -> dict[str, Path]:
     return folders
 
 
-def _ground_truth(folder: Path, predicted_frames: dict[str, int]) -> tuple[dict | None, str | None]:
+def _ground_truth(folder: Path, record: dict, predicted_folder: Path) -> tuple[dict | None, str | None]:
+    """The ground truth's indices, or why this patient cannot be compared (other frames, another voxel grid)."""
+    predicted_frames = record["frames"]
     frames, problem = read_frames(folder)
     if problem:
         return None, problem
@@ -134,16 +154,41 @@ def _ground_truth(folder: Path, predicted_frames: dict[str, int]) -> tuple[dict 
             labels = read_labels(path, frozenset(REGIONS.values()))
         except UserError as error:
             return None, str(error)
+        mismatch = _grid_mismatch(labels, predicted_folder / record.get("segmentations", {}).get(phase, ""))
+        if mismatch:
+            return None, mismatch
         volumes[phase] = structure_volumes_ml(labels.data, labels.voxel_volume_ml)
     return cardiac_indices(volumes["ED"], volumes["ES"]), None
 
 
+def _grid_mismatch(labels: Volume3D, segmentation: Path) -> str | None:
+    """Why the ground truth is not on the voxel grid of the image the prediction was made on, or None.
+
+    The prediction's sidecar (``<case>.json`` beside its segmentation) records that image's shape and spacing."""
+    sidecar = segmentation.with_name(nifti_stem(segmentation) + ".json")
+    try:
+        made_on = json.loads(sidecar.read_text())
+        shape, spacing = tuple(made_on["shape"]), tuple(made_on["spacing_mm"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return (f"the prediction's sidecar {sidecar} is missing or unreadable, so the ground truth cannot be checked "
+                f"against the image's grid; run predict again into that folder")
+    if labels.data.shape != shape:
+        return (f"{labels.path.name} has shape {_shape(labels.data.shape)}, the image the prediction was made on "
+                f"{_shape(shape)}: the ground truth belongs to another image or was resampled; pass the labels "
+                f"drawn on the predicted image")
+    if not np.allclose(labels.spacing, spacing, rtol=1e-4, atol=1e-5):
+        return (f"{labels.path.name} has voxel spacing {_shape(labels.spacing)} mm, the image the prediction was "
+                f"made on {_shape(spacing)} mm: volumes would not be comparable; pass the labels drawn on the "
+                f"predicted image")
+    return None
+
+
+def _shape(values: Sequence[float]) -> str:
+    return "×".join(f"{value:g}" for value in values)
+
+
 def _write(result: AgreementResult) -> None:
     output = result.output
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"cannot create the output folder {output} ({error.strerror or error})") from None
     write_csv(output / "agreement.csv", [{"index": index, "unit": INDICES[index][1], **stats}
                                          for index, stats in result.statistics.items()])
     write_csv(output / "agreement_cases.csv", result.pairs)

@@ -9,10 +9,12 @@ Rules, per ``-i`` path:
 * a NIfTI file is one case; with ``--ed/--es`` it is a 4D cine file and those two frames are a patient;
 * a folder with ``Info.cfg`` is a patient folder (ACDC layout): its ED and ES frames are
   ``*_frameNN.nii.gz`` (or frames of a ``*_4d.nii.gz``); ``--ed/--es`` override ``Info.cfg``;
-* a folder holding patient folders (up to two levels down, e.g. the ACDC root with ``training/``) is every
-  patient in it;
+* a folder holding patient folders (one or two levels down, e.g. the ACDC root with ``training/``) is every
+  patient in it, at either level; NIfTI files directly in it are cases too;
 * any other folder: each NIfTI file in it is a case (``*_gt`` label files are skipped); with ``--ed/--es``
   the folder is one patient whose frames are found by name.
+
+A ``*_gt`` file given by name is refused: it is a label map, not an image.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Sequence
 from nnunet_rdvit.dataset_conversion.acdc_source import parse_info_cfg
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.inference.nifti_io import is_nifti_name, nifti_stem
+from nnunet_rdvit.paths import require_file_or_folder
 
 INFO_FILE = "Info.cfg"
 PHASES = ("ED", "ES")
@@ -69,37 +72,68 @@ def discover_inputs(paths: Sequence[Path], ed: int | None = None, es: int | None
     flags = {"ED": ed, "ES": es} if ed is not None else None
     inputs = Inputs()
     for path in paths:
-        if not path.exists():
-            raise UserError(f"input {path} does not exist")
-        if path.is_file():
-            if flags is None:
-                inputs.singles.append(VolumeJob(nifti_stem(path), path))
-            else:
-                name = nifti_stem(path)
-                inputs.patients.append(_patient(name, flags, "--ed/--es", {p: (path, flags[p]) for p in PHASES}))
+        if require_file_or_folder(path, "input") == "a file":
+            _check_not_labels(path)
+            _add_file(inputs, path, flags)
             continue
-        patient_dirs = find_patient_folders(path)
-        if patient_dirs:
-            for folder in patient_dirs:
-                _add_patient_folder(inputs, folder, flags)
-        elif flags is not None:
-            _add_patient_folder(inputs, path, flags)
-        else:
-            files = [f for f in sorted(path.iterdir()) if f.is_file() and is_nifti_name(f)
-                     and not nifti_stem(f).endswith("_gt")]
-            if not files:
-                raise UserError(f"{path} has no NIfTI files (.nii, .nii.gz) and no patient folders with {INFO_FILE}")
-            inputs.singles += [VolumeJob(nifti_stem(f), f) for f in files]
+        try:
+            _add_folder(inputs, path, flags)
+        except OSError as error:
+            raise UserError(f"cannot read the input folder {path} ({error.strerror or error})") from None
     _check_unique_outputs(inputs)
     return inputs
 
 
+def _add_folder(inputs: Inputs, path: Path, flags: dict[str, int] | None) -> None:
+    patient_dirs = find_patient_folders(path)
+    files = [f for f in sorted(path.iterdir()) if f.is_file() and is_nifti_name(f) and not is_label_name(f)]
+    if patient_dirs:
+        for folder in patient_dirs:
+            _add_patient_folder(inputs, folder, flags)
+        if patient_dirs != [path]:  # images beside the patient folders are cases too
+            for file in files:
+                _add_file(inputs, file, flags)
+    elif flags is not None:
+        _add_patient_folder(inputs, path, flags)
+    elif not files:
+        raise UserError(f"{path} has no NIfTI files (.nii, .nii.gz) and no patient folders with {INFO_FILE} "
+                        f"(searched two levels down); pass image files or patient folders")
+    else:
+        inputs.singles += [VolumeJob(nifti_stem(f), f) for f in files]
+
+
 def find_patient_folders(path: Path) -> list[Path]:
-    """``path`` itself if it holds ``Info.cfg``, else the folders with ``Info.cfg`` one or two levels down."""
+    """``path`` itself if it holds ``Info.cfg``, else the folders with ``Info.cfg`` one or two levels down (a
+    patient folder's own sub-folders are not searched), by name."""
     if (path / INFO_FILE).is_file():
         return [path]
-    found = sorted(p.parent for p in path.glob(f"*/{INFO_FILE}"))
-    return found or sorted(p.parent for p in path.glob(f"*/*/{INFO_FILE}"))
+    found = []
+    for child in sorted(p for p in path.iterdir() if p.is_dir()):
+        if (child / INFO_FILE).is_file():
+            found.append(child)
+        else:
+            found += [p.parent for p in child.glob(f"*/{INFO_FILE}") if p.is_file()]
+    return sorted(found, key=lambda folder: (folder.name, folder))
+
+
+def is_label_name(path: Path) -> bool:
+    """ACDC's ground-truth label files end in ``_gt`` (``patient001_frame01_gt.nii.gz``)."""
+    return nifti_stem(path).lower().endswith("_gt")
+
+
+def _check_not_labels(path: Path) -> None:
+    if is_label_name(path):
+        image = path.with_name(nifti_stem(path)[:-3] + path.name[len(nifti_stem(path)):])
+        raise UserError(f"{path} is a ground-truth label file (its name ends in _gt), not an image; pass the image "
+                        f"{image.name} instead")
+
+
+def _add_file(inputs: Inputs, path: Path, flags: dict[str, int] | None) -> None:
+    if flags is None:
+        inputs.singles.append(VolumeJob(nifti_stem(path), path))
+    else:
+        name = nifti_stem(path)
+        inputs.patients.append(_patient(name, flags, "--ed/--es", {p: (path, flags[p]) for p in PHASES}))
 
 
 def read_frames(folder: Path) -> tuple[dict[str, int] | None, str | None]:

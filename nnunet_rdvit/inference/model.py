@@ -16,13 +16,17 @@ from typing import Sequence
 
 import torch
 
-from nnunet_rdvit.dataset_conversion.acdc import LABELS
 from nnunet_rdvit.errors import UserError
+from nnunet_rdvit.paths import require_folder
+from nnunet_rdvit.tile_step import tile_step_problem
 
 # Readers whose arrays are the file's voxel array with the axes reversed (z, y, x), which is what
 # segmentation.py hands to nnU-Net. Reorienting readers would need the reorientation undone too.
 SUPPORTED_READERS = ("SimpleITKIO", "NibabelIO")
 _FOLD = re.compile(r"^fold_\d+$")
+# Accepted names (lower case) per ACDC label value: this package's converter (dataset_conversion.acdc.LABELS),
+# then nnU-Net's own Dataset027_ACDC conversion.
+_ACDC_LABEL_NAMES = {0: {"background"}, 1: {"rv"}, 2: {"myo", "mlv"}, 3: {"lv", "lvc"}}
 
 
 @dataclass
@@ -69,8 +73,8 @@ def load_model(folder: Path, folds: Sequence[int | str] | None = None, checkpoin
                         f"planned with {' or '.join(SUPPORTED_READERS)} (nnU-Net's defaults for NIfTI)")
     folds = _resolve_folds(folder, folds, checkpoint)
     torch_device = _device(device)
-    if not 0 < step_size <= 1:
-        raise UserError(f"the tile step size must be in (0, 1], got {step_size}")
+    if tile_step_problem(step_size):
+        raise UserError(tile_step_problem(step_size))
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net narrates device choice and trainer search
             predictor = nnUNetPredictor(tile_step_size=step_size, use_gaussian=True, use_mirroring=mirroring,
@@ -90,8 +94,7 @@ def load_model(folder: Path, folds: Sequence[int | str] | None = None, checkpoin
 
 
 def _check_folder(folder: Path) -> tuple[dict, dict]:
-    if not folder.is_dir():
-        raise UserError(f"model folder {folder} does not exist")
+    require_folder(folder, "model folder")
     contents = {}
     for name in ("dataset.json", "plans.json"):
         if not (folder / name).is_file():
@@ -113,9 +116,11 @@ def _model_folders_inside(folder: Path) -> str:
 
 def _check_labels_and_channels(folder: Path, dataset_json: dict) -> None:
     labels = dataset_json.get("labels", {})
-    if sorted(int(v) for v in labels.values() if not isinstance(v, list)) != sorted(LABELS.values()):
-        raise UserError(f"the model in {folder} predicts labels {labels}; predict needs an ACDC-style model with "
-                        f"labels 0 background, 1 RV, 2 MYO, 3 LV")
+    if not is_acdc_label_set(labels):
+        shown = ", ".join(f"{value} {name}" for name, value in labels.items())
+        raise UserError(f"the model in {folder} predicts labels {shown or 'none'}, not ACDC's 1 RV, 2 MYO, 3 LV: "
+                        f"predict names its outputs RV/MYO/LV and computes cardiac indices from them, so it takes "
+                        f"only ACDC-style models; segment with this model through nnUNetv2_predict instead")
     channels = dataset_json.get("channel_names", dataset_json.get("modality", {}))
     if len(channels) != 1:
         raise UserError(f"the model in {folder} expects {len(channels)} input channels "
@@ -123,21 +128,46 @@ def _check_labels_and_channels(folder: Path, dataset_json: dict) -> None:
                         f"(single-channel cine MRI)")
 
 
+def is_acdc_label_set(labels: dict) -> bool:
+    """True if the model's ``dataset.json`` labels are ACDC's: background 0 and RV 1, MYO 2, LV 3 under this
+    package's names or those of nnU-Net's own ACDC conversion (Dataset027: MLV, LVC), and nothing else."""
+    if any(not isinstance(value, int) or isinstance(value, bool) for value in labels.values()):
+        return False  # region-based (lists) or malformed
+    by_value = {value: str(name).lower() for name, value in labels.items()}
+    return len(by_value) == len(labels) and by_value.keys() == _ACDC_LABEL_NAMES.keys() and all(
+        by_value[value] in _ACDC_LABEL_NAMES[value] for value in by_value)
+
+
 def _resolve_folds(folder: Path, folds: Sequence[int | str] | None, checkpoint: str) -> list[int | str]:
+    if checkpoint in ("", ".", "..") or Path(checkpoint).name != checkpoint:
+        raise UserError(f"--checkpoint {checkpoint!r} is not a file name: it names the checkpoint file inside each "
+                        f"fold_N (e.g. checkpoint_best.pth); pass the model folder with -m")
     available = available_folds(folder, checkpoint)
     if folds is None:
         if not available:
-            unfinished = sorted(p.parent.name for p in folder.glob("fold_*/checkpoint_*.pth"))
-            raise UserError(f"no trained fold in {folder}: no fold_N/{checkpoint}"
-                            + (f" (found {', '.join(sorted(set(unfinished)))} with other checkpoints: training "
-                               f"unfinished? pass --checkpoint checkpoint_best.pth to use them)" if unfinished else ""))
+            raise UserError(f"no trained fold in {folder}: no fold_N/{checkpoint}" + _other_checkpoints(folder))
         return available
     wanted = [f if f == "all" else int(f) for f in folds]
+    repeated = sorted({str(f) for f in wanted if wanted.count(f) > 1})
+    if repeated:
+        raise UserError(f"fold(s) {', '.join(repeated)} given more than once; an ensemble takes each fold once")
     missing = [f for f in wanted if not (folder / f"fold_{f}" / checkpoint).is_file()]
     if missing:
         raise UserError(f"fold(s) {', '.join(map(str, missing))} have no {checkpoint} in {folder} (available: "
                         f"{', '.join(map(str, available)) or 'none'})")
     return wanted
+
+
+def _other_checkpoints(folder: Path) -> str:
+    """A hint naming the checkpoints that are there (only non-empty files: an empty one is no checkpoint)."""
+    found = sorted(p for p in folder.glob("fold_*/*.pth") if p.is_file() and p.stat().st_size > 0)
+    if not found:
+        return " (no fold_N holds any .pth checkpoint: is training unfinished, or is this another folder?)"
+    names = sorted({p.name for p in found})
+    folds = sorted({p.parent.name for p in found})
+    suggested = next((name for name in ("checkpoint_final.pth", "checkpoint_best.pth") if name in names), names[0])
+    unfinished = "" if "checkpoint_final.pth" in names else "training unfinished? "
+    return f" (found {', '.join(names)} in {', '.join(folds)}: {unfinished}pass --checkpoint {suggested} to use it)"
 
 
 def _device(name: str) -> torch.device:

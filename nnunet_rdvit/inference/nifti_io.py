@@ -23,6 +23,8 @@ from nnunet_rdvit.atomic import atomic_path
 from nnunet_rdvit.errors import UserError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
+# Voxel sizes outside this range are no MR image's (microscopy-scale 10 µm to 10 cm slices).
+PLAUSIBLE_SPACING_MM = (0.01, 100.0)
 _HEADER_CLASSES = {348: (nib.Nifti1Header, nib.Nifti1Image), 540: (nib.Nifti2Header, nib.Nifti2Image)}
 
 
@@ -105,20 +107,28 @@ def _header_classes(path: Path, raw: bytes) -> tuple[type, type]:
 
 
 def _check_spacing(path: Path, header: nib.Nifti1Header) -> None:
-    """Refuse zero, negative or non-finite ``pixdim[1:4]`` (nibabel would silently replace zeros by 1)."""
+    """Refuse zero, negative, non-finite or implausible ``pixdim[1:4]`` (nibabel would silently replace zeros by
+    1; a spacing far outside MRI's range means a header in other units or a damaged one, and every volume would
+    be off by as many orders of magnitude)."""
     n_spatial = min(int(header["dim"][0]), 3)
     spacing = np.asarray(header["pixdim"][1:1 + n_spatial], dtype=float)
+    shown = ", ".join(f"{value:g}" for value in spacing)
     if not (np.isfinite(spacing).all() and (spacing > 0).all()):
-        shown = ", ".join(f"{value:g}" for value in spacing)
         what = "has no voxel spacing" if not np.any(spacing) else "has an invalid voxel spacing"
         raise UserError(f"{path.name} {what} (pixdim = {shown}); volumes and cardiac indices depend on it, so "
                         f"set the real spacing in mm in the header and run again")
+    low, high = PLAUSIBLE_SPACING_MM
+    if not ((spacing >= low) & (spacing <= high)).all():
+        raise UserError(f"{path.name} has a voxel spacing of {shown} mm, outside the plausible {low:g}-{high:g} mm "
+                        f"of an MR image (a header in metres or microns, or a damaged one?); volumes and cardiac "
+                        f"indices depend on it, so set the real spacing in mm in the header and run again")
 
 
 def read_image(path: Path, frame: int | None = None) -> Volume3D:
     """A 3D intensity volume: the file itself, or frame ``frame`` (1-based) of a 4D cine file."""
     image = load_nifti(path)
     shape = image.shape
+    _check_real_intensities(path, image)
     if len(shape) >= 5:
         raise UserError(f"{path.name} has {int(np.prod(shape[4:]))} values per voxel (shape {_shape(shape)}); the "
                         f"model expects 1 channel (one cine-MRI intensity per voxel): pass one 3D volume per frame")
@@ -143,7 +153,30 @@ def read_image(path: Path, frame: int | None = None) -> Volume3D:
         n_nan = int(np.isnan(data).sum())
         raise UserError(f"{path.name} contains {n_nan} NaN and {int(bad.sum()) - n_nan} infinite voxel(s); replace "
                         f"them (e.g. by 0) before segmenting")
+    _check_image_content(path, data)
     return Volume3D(path, reference, data)
+
+
+def _check_real_intensities(path: Path, image: nib.Nifti1Image) -> None:
+    """One real number per voxel: complex (k-space or phase data) and RGB types have no single intensity."""
+    dtype = image.get_data_dtype()
+    if dtype.kind == "c":
+        raise UserError(f"{path.name} holds complex values ({dtype}); the model segments magnitude images: save "
+                        f"the magnitude (abs) as a real-valued volume")
+    if dtype.kind not in "biuf":
+        raise UserError(f"{path.name} holds {dtype} values (e.g. RGB), not one intensity per voxel; save a "
+                        f"single-channel grey-value volume")
+
+
+def _check_image_content(path: Path, data: np.ndarray) -> None:
+    """An MR image has many grey values; a constant volume or one holding only label values is not an image."""
+    values = np.unique(data)
+    if len(values) == 1:
+        raise UserError(f"{path.name} is constant (every voxel is {values[0]:g}): there is no image to segment; "
+                        f"check the export")
+    if len(values) <= 4 and set(values.tolist()) <= {0.0, 1.0, 2.0, 3.0}:
+        raise UserError(f"{path.name} holds only the values {', '.join(f'{v:g}' for v in values)}: it is a label "
+                        f"map (segmentation), not an MR image; pass the image it was drawn on")
 
 
 def read_labels(path: Path, allowed: frozenset[int]) -> Volume3D:

@@ -1,16 +1,17 @@
 """``predict`` as a whole: inputs → model → one volume after another → per-patient indices → batch files.
 
-Problems with the run itself (inputs that do not exist, the model folder, the output folder) stop it before
-anything is written. A bad case (an unreadable volume, a broken ``Info.cfg``) is reported and the others
+Problems with the run itself (inputs that do not exist or are of the wrong kind, the model folder, an output
+folder that cannot be written or lies inside an input, another run holding it) stop it before anything is
+written. A bad case (an unreadable volume, a broken ``Info.cfg``) is reported and the others
 still run; :attr:`PredictResult.failures` lists them and the command then exits with status 2. Every file is
 written atomically, and only once everything it holds has been computed; an output folder this run created
-and left empty is removed again.
+and left empty is removed again. One run at a time writes into a folder (:mod:`nnunet_rdvit.output_lock`), and
+the folder-level files merge with earlier runs' (:mod:`nnunet_rdvit.inference.batch_files`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import numpy as np
 from nnunet_rdvit import __version__
 from nnunet_rdvit.atomic import write_json_atomic
 from nnunet_rdvit.errors import UserError
+from nnunet_rdvit.inference.batch_files import INDICES_FILE, earlier_summary, index_row, write_batch_files
 from nnunet_rdvit.inference.cardiac_indices import (MYOCARDIAL_DENSITY_G_PER_ML, cardiac_indices,
                                                     structure_volumes_ml)
 from nnunet_rdvit.inference.discovery import Inputs, PatientJob, VolumeJob, discover_inputs
@@ -34,11 +36,10 @@ from nnunet_rdvit.inference.segmentation import segment
 from nnunet_rdvit.inference.slices import slice_axis
 from nnunet_rdvit.inference.structure_stats import REGIONS, introspection_summary, summary_rows
 from nnunet_rdvit.inference.tables import write_csv
+from nnunet_rdvit.output_lock import output_lock
+from nnunet_rdvit.paths import check_output_outside, prepare_output_folder, remove_if_empty
 
 LABEL_NAMES = {str(value): name for name, value in REGIONS.items()}
-SUMMARY_FILE = "summary.json"
-INDICES_FILE = "cardiac_indices"  # .json per patient, .csv per patient and for the batch
-INTROSPECTION_CSV = "introspection.csv"
 
 
 @dataclass
@@ -86,47 +87,45 @@ def predict(settings: PredictSettings) -> PredictResult:
     start = time.perf_counter()
     inputs = discover_inputs([Path(p) for p in settings.inputs], settings.ed, settings.es)
     output = Path(settings.output)
-    created = _prepare_output(output, inputs)
+    _check_output_apart_from_inputs(output, inputs, [Path(p) for p in settings.inputs], Path(settings.model))
+    created = prepare_output_folder(output)
     try:
-        model = load_model(Path(settings.model), settings.folds, settings.checkpoint, settings.device,
-                           settings.mirroring, settings.step_size)
-        if settings.introspect:
-            check_introspectable(model)
-        run = _Run(model, output, settings.introspect, settings.progress, len(inputs.volumes))
-        run.cases += [CaseResult(name, name, False, message) for name, message in inputs.failures]
-        for name, message in inputs.failures:
-            run.say(f"FAILED {name}: {message}")
-        for patient in inputs.patients:
-            run.patient(patient)
-        for volume in inputs.singles:
-            run.volume(volume)
-        run.close()
-        result = PredictResult(output, model.describe(), run.cases, run.patients, time.perf_counter() - start)
-        if run.wrote_anything:
-            _write_batch_files(result, run.introspection_rows)
-        return result
+        with output_lock(output, "predict", clean_depth=1):  # outputs lie in OUTDIR and OUTDIR/<patient>
+            return _predict_locked(settings, inputs, output, start)
     finally:
-        if created and output.is_dir() and not any(output.iterdir()):
-            output.rmdir()
+        remove_if_empty(output, created)
 
 
-def _prepare_output(output: Path, inputs: Inputs) -> bool:
-    """Create and probe the output folder; True if this call created it."""
+def _predict_locked(settings: PredictSettings, inputs: Inputs, output: Path, start: float) -> PredictResult:
+    model = load_model(Path(settings.model), settings.folds, settings.checkpoint, settings.device,
+                       settings.mirroring, settings.step_size)
+    if settings.introspect:
+        check_introspectable(model)
+    earlier = earlier_summary(output, model.describe())
+    run = _Run(model, output, settings.introspect, settings.progress, len(inputs.volumes))
+    run.cases += [CaseResult(name, name, False, message) for name, message in inputs.failures]
+    for name, message in inputs.failures:
+        run.say(f"FAILED {name}: {message}")
+    for patient in inputs.patients:
+        run.patient(patient)
+    for volume in inputs.singles:
+        run.volume(volume)
+    run.close()
+    result = PredictResult(output, model.describe(), run.cases, run.patients, time.perf_counter() - start)
+    if run.wrote_anything:
+        write_batch_files(output, result.model, [vars(case) for case in result.cases], result.patients,
+                          run.introspection_rows, result.seconds, earlier)
+    return result
+
+
+def _check_output_apart_from_inputs(output: Path, inputs: Inputs, paths: list[Path], model: Path) -> None:
+    """Nothing is ever written into an input folder, the model folder, or beside an input file."""
+    check_output_outside(output, [p for p in paths if p.is_dir()] + ([model] if model.is_dir() else []))
     for volume in inputs.volumes:
         folder = output / volume.patient if volume.patient else output
         if folder.resolve() == volume.source.parent.resolve():
             raise UserError(f"the output folder {folder} holds the input {volume.source.name}; choose an output "
                             f"folder without inputs (outputs would sit beside, or replace, the originals)")
-    existed = output.exists()
-    if existed and not output.is_dir():
-        raise UserError(f"the output {output} exists and is not a folder")
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=output):
-            pass
-    except OSError as error:
-        raise UserError(f"cannot write to the output folder {output} ({error.strerror or error})") from None
-    return not existed
 
 
 class _Run:
@@ -171,7 +170,7 @@ class _Run:
                      {phase: image for phase, (image, _) in done.items()},
                      {phase: labels for phase, (_, labels) in done.items()}, volumes, record["indices"],
                      _model_note(self.model))
-        write_csv(folder / f"{INDICES_FILE}.csv", [_index_row(record)])
+        write_csv(folder / f"{INDICES_FILE}.csv", [index_row(record)])
         write_json_atomic(folder / f"{INDICES_FILE}.json", record)
         self.patients.append(record)
         ef = record["indices"]["LV_EF_percent"]
@@ -246,30 +245,6 @@ class _Run:
         self.wrote_anything = True
 
 
-def _index_row(record: dict) -> dict:
-    row = {"patient": record["patient"], "ed_frame": record["frames"]["ED"], "es_frame": record["frames"]["ES"],
-           **record["indices"]}
-    for phase, volumes in record["volumes_ml"].items():
-        row.update({f"{phase}_{structure}_ml": volume for structure, volume in volumes.items()})
-    return row
-
-
 def _model_note(model: LoadedModel) -> str:
     return (f"Model {model.trainer} ({model.configuration}), folds {', '.join(map(str, model.folds))}, "
             f"{model.device}; nnunet-rdvit {__version__}. Research software, not for clinical decisions.")
-
-
-def _write_batch_files(result: PredictResult, introspection_rows: list[dict]) -> None:
-    done = [case for case in result.cases if case.ok]
-    write_json_atomic(result.output / SUMMARY_FILE, {
-        "model": result.model,
-        "cases": [vars(case) for case in result.cases],
-        "n_ok": len(done),
-        "n_failed": len(result.failures),
-        "seconds": result.seconds,
-        "mean_seconds_prediction_per_volume": float(np.mean([c.seconds_prediction for c in done])) if done else None,
-    })
-    if result.patients:
-        write_csv(result.output / f"{INDICES_FILE}.csv", [_index_row(record) for record in result.patients])
-    if introspection_rows:
-        write_csv(result.output / INTROSPECTION_CSV, introspection_rows)

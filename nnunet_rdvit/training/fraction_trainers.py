@@ -3,13 +3,17 @@ ablations (``RDViTTrainer_NoACT_frac100``, ...).
 
 ``RDViTTrainer_frac10`` trains on 10 % of the fold's training *patients* (see :mod:`nnunet_rdvit.data_fraction`
 for the rule); the validation fold stays whole. ``..._ep<E>_it<I>[_bs<B>]`` variants also replace nnU-Net's
-1000 epochs × 250 iterations (and optionally the plans' batch size), ``..._notta`` ones infer without test-time
+1000 epochs × 250 iterations (and optionally the plans' batch size), ``..._min<M>[_it<I>][_bs<B>]`` ones train for
+M minutes instead (:mod:`nnunet_rdvit.training.time_budget`), ``..._notta`` ones infer without test-time
 mirroring — see :mod:`nnunet_rdvit.fraction_trainer_names`. Each fold records what it trained on in
-``training_subset.json``.
+``training_subset.json``. Every variant, the U-Net's included, writes its checkpoints atomically and survives a
+damaged one (:mod:`nnunet_rdvit.training.checkpoints`) and logs its training time per epoch.
 
 The classes for the standard percentages (10, 25, 50, 100) are module attributes; every other valid name is
 created on first attribute access (module ``__getattr__``), which is exactly how nnU-Net's ``-tr`` lookup and
-its predictor ask for a trainer.
+its predictor ask for a trainer. A name that looks like one of ours but is invalid (``RDViTTrainer_frac0``,
+``..._min0``) raises :class:`~nnunet_rdvit.training.trainer_errors.TrainerSetupError` naming the valid forms
+instead of letting nnU-Net report a trainer it could not find.
 """
 
 from __future__ import annotations
@@ -26,8 +30,12 @@ from nnunet_rdvit.atomic import write_json_atomic
 from nnunet_rdvit.data_fraction import select_training_subset
 from nnunet_rdvit.dataset_conversion.metadata import load_case_metadata
 from nnunet_rdvit.fraction_trainer_names import (FRACTION_BASES, STANDARD_PERCENTS, FractionTrainerSpec,
+                                                 TimeBudget, TrainingBudget, invalid_fraction_name_reason,
                                                  parse_fraction_trainer_name)
 from nnunet_rdvit.training.ablation_trainers import ABLATION_TRAINERS
+from nnunet_rdvit.training.checkpoints import CrashSafeCheckpoints
+from nnunet_rdvit.training.time_budget import TimedTraining
+from nnunet_rdvit.training.trainer_errors import TrainerSetupError, require_configuration
 from nnunet_rdvit.training.trainers import RDViTTrainer, RDViTTrainer_MoE, ViTTrainer
 
 SUBSET_FILE = "training_subset.json"
@@ -40,7 +48,7 @@ _BASE_CLASSES: dict[str, type[nnUNetTrainer]] = {
 }
 
 
-class DataFractionMixin:
+class DataFractionMixin(TimedTraining, CrashSafeCheckpoints):
     """Subsamples the fold's training patients in ``do_split`` and applies the spec's training budget and TTA.
 
     Put it first in the bases: ``class T(DataFractionMixin, SomeTrainer)``; ``spec`` says what to do.
@@ -50,13 +58,15 @@ class DataFractionMixin:
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
+        require_configuration(plans, configuration)
         budget = self.spec.budget
         if budget is not None and budget.batch_size is not None:
             # In the plans before nnU-Net reads them, so the plans.json saved with the model shows it too.
             plans["configurations"][configuration]["batch_size"] = budget.batch_size
         super().__init__(plans, configuration, fold, dataset_json, device)
-        if budget is not None:
+        if isinstance(budget, TrainingBudget):
             self.num_epochs = budget.epochs
+        if budget is not None and budget.iterations is not None:
             self.num_iterations_per_epoch = budget.iterations
             self.num_val_iterations_per_epoch = budget.val_iterations
 
@@ -89,8 +99,10 @@ class DataFractionMixin:
         return metadata
 
     def _budget_record(self) -> dict:
+        time_budget = isinstance(self.spec.budget, TimeBudget)
         return {
-            "epochs": self.num_epochs,
+            "epochs": None if time_budget else self.num_epochs,
+            "minutes": self.spec.budget.minutes if time_budget else None,
             "iterations_per_epoch": self.num_iterations_per_epoch,
             "val_iterations_per_epoch": self.num_val_iterations_per_epoch,
             "batch_size": self.configuration_manager.batch_size,
@@ -101,14 +113,22 @@ class DataFractionMixin:
 
 @functools.cache
 def fraction_trainer(name: str) -> type[nnUNetTrainer] | None:
-    """The trainer class named ``name`` (created once, then cached), or None if it is not a valid name."""
+    """The trainer class named ``name`` (created once, then cached), or None if it is not a data-fraction name.
+
+    Raises TrainerSetupError for a name that looks like one but is invalid (see
+    :func:`~nnunet_rdvit.fraction_trainer_names.invalid_fraction_name_reason`).
+    """
     spec = parse_fraction_trainer_name(name)
     if spec is None:
+        reason = invalid_fraction_name_reason(name)
+        if reason is not None:
+            raise TrainerSetupError(reason)
         return None
     budget = f"; budget {spec.budget.describe()}" if spec.budget else ""
     budget += "" if spec.test_time_mirroring else "; inference without test-time mirroring"
     return type(name, (DataFractionMixin, _BASE_CLASSES[spec.base]), {
         "spec": spec,
+        "budget_seconds": spec.budget.seconds if isinstance(spec.budget, TimeBudget) else None,
         "__module__": __name__,
         "__qualname__": name,
         "__doc__": f"{spec.base} on {spec.percent} % of each fold's training patients{budget}.",

@@ -1,8 +1,8 @@
-"""AdamW with built-in gradient clipping, and a warm-up + polynomial-decay schedule."""
+"""AdamW with built-in gradient clipping, and warm-up + polynomial-decay schedules over epochs or a time budget."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -59,13 +59,54 @@ class WarmupPolyLR(LRScheduler):
         if epoch < self.warmup_epochs:
             return self.initial_lr * (epoch + 1) / (self.warmup_epochs + 1)
         progress = (epoch - self.warmup_epochs) / max(1, self.num_epochs - self.warmup_epochs)
-        return self.initial_lr * (1 - min(progress, 1.0)) ** self.exponent
+        return self.initial_lr * poly_decay(progress, self.exponent)
 
     def step(self, epoch: int | None = None) -> None:
         if epoch is None:
             epoch = self.counter
             self.counter += 1
-        lr = self.lr_at(epoch)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self._last_lr = [lr] * len(self.optimizer.param_groups)
+        _set_lr(self, self.lr_at(epoch))
+
+
+class BudgetLR(LRScheduler):
+    """Warm-up + polynomial decay over the fraction of a time budget spent, so the rate reaches 0 at the budget.
+
+    ``progress()`` returns the fraction of the budget spent (training seconds / budget seconds). nnU-Net calls
+    ``step(epoch)`` at every epoch start; the epoch number is ignored and the rate is set from the progress at
+    that moment. The warm-up (the first ``warmup_fraction`` of the budget; 0 for nnU-Net's U-Net, whose
+    PolyLRScheduler has none) rises linearly from ``warmup_start_factor`` × the initial rate: stepped per epoch,
+    a ramp from 0 would leave the first epoch without learning.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, initial_lr: float, progress: Callable[[], float],
+                 warmup_fraction: float = 0.0, exponent: float = 0.9, warmup_start_factor: float = 0.1):
+        if not 0.0 <= warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
+        self.initial_lr = initial_lr
+        self.progress = progress
+        self.warmup_fraction = warmup_fraction
+        self.exponent = exponent
+        self.warmup_start_factor = warmup_start_factor
+        super().__init__(optimizer)
+
+    def lr_at(self, fraction: float) -> float:
+        fraction = min(max(fraction, 0.0), 1.0)
+        if fraction < self.warmup_fraction:
+            ramp = fraction / self.warmup_fraction
+            return self.initial_lr * (self.warmup_start_factor + (1 - self.warmup_start_factor) * ramp)
+        return self.initial_lr * poly_decay((fraction - self.warmup_fraction) / (1 - self.warmup_fraction),
+                                            self.exponent)
+
+    def step(self, epoch: int | None = None) -> None:
+        _set_lr(self, self.lr_at(self.progress()))
+
+
+def poly_decay(progress: float, exponent: float) -> float:
+    """nnU-Net's polynomial decay factor, (1 - progress) ** exponent, held at 0 after the end."""
+    return (1 - min(progress, 1.0)) ** exponent
+
+
+def _set_lr(scheduler: LRScheduler, lr: float) -> None:
+    for group in scheduler.optimizer.param_groups:
+        group["lr"] = lr
+    scheduler._last_lr = [lr] * len(scheduler.optimizer.param_groups)

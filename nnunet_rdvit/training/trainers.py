@@ -3,8 +3,9 @@
 Each trainer is a small override of nnUNetTrainer: the network comes from ``network_class`` and
 ``network_kwargs``; AdamW with warm-up, polynomial decay and clipping at 1 replaces SGD; deep
 supervision is off; the ponder, balance and z-losses are added to nnU-Net's Dice+CE; ACT and MoE
-statistics are logged per epoch and drawn in ``aux_progress.png`` beside nnU-Net's ``progress.png``.
-Subclass one of these (keeping the ``__init__`` signature) to change any of it.
+statistics are logged per epoch and drawn in ``aux_progress.png`` beside nnU-Net's ``progress.png``;
+checkpoints are written atomically (:mod:`nnunet_rdvit.training.checkpoints`). Subclass one of these
+(keeping the ``__init__`` signature) to change any of it.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from torch import nn
 from nnunet_rdvit.networks import RDViT, TokenSegmentationNetwork, ViT
 from nnunet_rdvit.networks.aux_outputs import AuxOutputs
 from nnunet_rdvit.training.aux_loss import AuxiliaryLoss
+from nnunet_rdvit.training.checkpoints import CrashSafeCheckpoints
 from nnunet_rdvit.training.optim import ClippedAdamW, WarmupPolyLR, decay_parameter_groups
 from nnunet_rdvit.training.progress_plot import plot_aux_progress
 from nnunet_rdvit.training.token_grid import TOKEN_SIZE_KEY, default_token_size, fit_plans_to_tokens
+from nnunet_rdvit.training.trainer_errors import TrainerSetupError, require_configuration
 
 AUX_LOG_KEYS = ("ponder_time", "ponder_loss", "balance_loss", "z_loss", "expert_load")
 # Arguments the trainer sets itself; they cannot come from ``network_kwargs``.
@@ -46,7 +49,7 @@ def aux_metrics(aux: AuxOutputs | None) -> dict[str, Any]:
     return {k: v.detach().float().cpu().numpy() for k, v in values.items() if v is not None}
 
 
-class TransformerTrainer(nnUNetTrainer):
+class TransformerTrainer(CrashSafeCheckpoints, nnUNetTrainer):
     """Shared nnU-Net glue for token-based segmentation networks; subclasses set ``network_class``."""
 
     network_class: ClassVar[type[TokenSegmentationNetwork]]
@@ -61,7 +64,12 @@ class TransformerTrainer(nnUNetTrainer):
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
-        tokens = fit_plans_to_tokens(plans, configuration, self.token_size)
+        require_configuration(plans, configuration)
+        try:
+            tokens = fit_plans_to_tokens(plans, configuration, self.token_size)
+        except ValueError as error:
+            raise TrainerSetupError(f"{type(self).__name__} cannot train configuration {configuration!r}: {error}") \
+                from None
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = 3e-4
         self.weight_decay = 5e-2
