@@ -136,7 +136,7 @@ def stagger_halting(model: RDViT, image: torch.Tensor, ponder_time: float = 2.5,
     ``ponder_time``. Returns the ponder time reached and the loops executed.
     """
     core = model.core
-    tokens, _ = model.patch_embed(image)
+    tokens = model.embed(image)[0]
     direction = torch.randn(core.dim, generator=torch.Generator().manual_seed(seed))
     core.halting.weight.copy_((direction / (tokens @ direction).std() * spread).view_as(core.halting.weight))
     low, high = -10.0, 10.0

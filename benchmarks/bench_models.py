@@ -126,7 +126,7 @@ def sparse_breakdown(network: RDViT, setup: Setup, device: torch.device, repeats
     """Per part of one patch inference, dense vs sparse ACT on the same weights and input."""
     network.to(device).eval()
     image = bench_image(1, setup.patch_size, device)
-    tokens, grid = network.patch_embed(image)
+    tokens, grid, skips = network.embed(image)
     features = network.core(tokens)[0]
     core = network.core
 
@@ -137,9 +137,9 @@ def sparse_breakdown(network: RDViT, setup: Setup, device: torch.device, repeats
         return run
 
     parts = {
-        "patch embedding": lambda: network.patch_embed(image),
+        "encoder + patch embedding": lambda: network.embed(image),
         "recurrent core": lambda: core(tokens),
-        "norm + decoder": lambda: network.decoder(network.norm(features), grid, image),
+        "norm + decoder": lambda: network.decoder(network.norm(features), grid, skips),
         "whole network (patch)": lambda: network(image),
     }
     calls = {(part, sparse): with_mode(sparse, call) for part, call in parts.items() for sparse in (False, True)}

@@ -146,7 +146,7 @@ def running_fraction(setup: Setup, device: torch.device, ponder_times: tuple[flo
     """The recurrent core alone (the part ACT controls), dense vs sparse, batch 1."""
     network = rdvit(setup).to(device).eval()
     image = bench_image(1, setup.patch_size, device)
-    tokens, _ = network.patch_embed(image)
+    tokens = network.embed(image)[0]
     rows = []
     for target in ponder_times:
         ponder, executed = stagger_halting(network, image, target)

@@ -106,7 +106,7 @@ def test_tokens_halted_early_keep_their_output_when_more_loops_run() -> None:
     model = _rdvit_2d(num_loops=4, halting_bias_init=-0.5).eval()
     with torch.no_grad():
         model.core.halting.weight.normal_(0, 0.3)
-        e, _ = model.patch_embed(torch.randn(2, 1, 32, 32))
+        e = model.embed(torch.randn(2, 1, 32, 32))[0]
         short, short_aux = model.core(e, n_loops=4)
         long, long_aux = model.core(e, n_loops=10)
     halted_early = short_aux.halting_steps < 4

@@ -65,7 +65,7 @@ def test_block_queries_only_active_tokens_of_each_sample() -> None:
 def _flops(model: RDViT, x: torch.Tensor, sparse: bool) -> int:
     model.core.sparse_act = sparse
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model.core(model.patch_embed(x)[0])
+        model.core(model.embed(x)[0])
     return counter.get_total_flops()
 
 

@@ -15,9 +15,10 @@ from torch.utils.checkpoint import checkpoint
 
 from nnunet_rdvit.networks.aux_outputs import AuxOutputs
 from nnunet_rdvit.networks.block import TransformerBlock, make_feedforward, make_norm
+from nnunet_rdvit.networks.conv_encoder import ConvEncoder
 from nnunet_rdvit.networks.decoders import build_decoder
 from nnunet_rdvit.networks.moe import MoEFeedForward
-from nnunet_rdvit.networks.patch_embed import PatchEmbed
+from nnunet_rdvit.networks.patch_embed import PatchEmbed, check_token_size
 from nnunet_rdvit.networks.recurrent_core import RecurrentCore
 
 
@@ -30,12 +31,18 @@ def init_vit_weights(module: nn.Module) -> None:
 
 
 class TokenSegmentationNetwork(nn.Module):
-    """Embedding → :meth:`forward_features` (defined by subclasses) → norm → decoder.
+    """(Conv encoder →) embedding → :meth:`forward_features` (defined by subclasses) → norm → decoder.
 
     ``forward(x, n_loops=None, return_aux=False, act=None)`` returns logits (B, classes, *spatial); with
     ``return_aux=True`` it returns ``(logits, AuxOutputs)``. ``n_loops`` and ``act`` (halting on/off for
     this call) apply to recurrent networks only. The auxiliaries of the latest call are also
     kept in ``last_aux``, because nnU-Net's training and prediction code only ever sees the logits.
+
+    ``encoder_channels`` sets the convolutional encoder (see :class:`ConvEncoder`): ``(8,)`` is a
+    full-resolution stem whose features only the progressive decoder reads (omitted with the light head,
+    where nothing would read it); each further entry adds a ×2 downsampling stage, and the patch
+    embedding then tokenises the last feature map (a hybrid embedding) with the remaining token size;
+    ``()`` is no encoder.
     """
 
     def __init__(
@@ -47,6 +54,7 @@ class TokenSegmentationNetwork(nn.Module):
         embed_dim: int,
         norm: str,
         decoder: str,
+        encoder_channels: Sequence[int],
         deep_supervision: bool,
     ):
         super().__init__()
@@ -55,11 +63,29 @@ class TokenSegmentationNetwork(nn.Module):
                 f"{type(self).__name__} has a single output resolution and cannot do deep supervision; "
                 "train it with the nnunet-rdvit trainers (which turn it off) or pass deep_supervision=False"
             )
+        check_token_size(patch_size, token_size)
         self.num_classes = num_classes
-        self.patch_embed = PatchEmbed(input_channels, embed_dim, patch_size, token_size)
+        self.token_size = tuple(int(t) for t in token_size)
+        hybrid = len(encoder_channels) > 1
+        self.encoder = (ConvEncoder(input_channels, token_size, encoder_channels)
+                        if hybrid or (encoder_channels and decoder != "light") else None)
+        scale = self.encoder.downsampling() if hybrid else (1,) * len(token_size)
+        self.patch_embed = PatchEmbed(
+            encoder_channels[-1] if hybrid else input_channels, embed_dim,
+            [p // s for p, s in zip(patch_size, scale)], [t // s for t, s in zip(token_size, scale)],
+        )
         self.norm = make_norm(norm, embed_dim)
-        self.decoder = build_decoder(decoder, embed_dim, num_classes, token_size, input_channels)
+        skips = self.encoder.channels if self.encoder is not None else ()
+        self.decoder = build_decoder(decoder, embed_dim, num_classes, token_size, skips)
         self.last_aux: AuxOutputs | None = None
+
+    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...], list[torch.Tensor]]:
+        """Tokens (B, N, D) with their position embedding, the token grid, and the encoder's feature maps
+        (full resolution first; empty without an encoder), which the decoder takes as skips."""
+        check_token_size(tuple(x.shape[2:]), self.token_size)
+        skips = self.encoder(x) if self.encoder is not None else []
+        tokens, grid = self.patch_embed(skips[-1] if len(skips) > 1 else x)
+        return tokens, grid, skips
 
     def forward_features(
         self, tokens: torch.Tensor, n_loops: int | None, act: bool | None
@@ -69,9 +95,9 @@ class TokenSegmentationNetwork(nn.Module):
     def forward(
         self, x: torch.Tensor, n_loops: int | None = None, return_aux: bool = False, act: bool | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, AuxOutputs]:
-        tokens, grid = self.patch_embed(x)
+        tokens, grid, skips = self.embed(x)
         tokens, aux = self.forward_features(tokens, n_loops, act)
-        logits = self.decoder(self.norm(tokens), grid, x)
+        logits = self.decoder(self.norm(tokens), grid, skips)
         if aux.halting_steps is not None:
             aux.halting_steps = aux.halting_steps.view(x.shape[0], *grid)
         if aux.expert_counts is not None:
@@ -115,11 +141,12 @@ class RDViT(TokenSegmentationNetwork):
         prelude_depth: int = 0,
         norm: str = "layernorm",
         decoder: str = "progressive",
+        encoder_channels: Sequence[int] = (8,),
         checkpoint_loops: bool = False,
         deep_supervision: bool = False,
     ):
         super().__init__(input_channels, num_classes, patch_size, token_size, embed_dim, norm, decoder,
-                         deep_supervision)
+                         encoder_channels, deep_supervision)
         self.prelude = nn.ModuleList(
             TransformerBlock(embed_dim, num_heads, make_feedforward(ffn, embed_dim, mlp_ratio), norm)
             for _ in range(prelude_depth)
@@ -157,11 +184,12 @@ class ViT(TokenSegmentationNetwork):
         mlp_ratio: float = 4.0,
         norm: str = "layernorm",
         decoder: str = "progressive",
+        encoder_channels: Sequence[int] = (8,),
         checkpoint_blocks: bool = False,
         deep_supervision: bool = False,
     ):
         super().__init__(input_channels, num_classes, patch_size, token_size, embed_dim, norm, decoder,
-                         deep_supervision)
+                         encoder_channels, deep_supervision)
         self.blocks = nn.ModuleList(
             TransformerBlock(embed_dim, num_heads, make_feedforward(ffn, embed_dim, mlp_ratio), norm)
             for _ in range(depth)
