@@ -14,7 +14,6 @@ its share is in bench_models' breakdown. Checkpointing is also measured on RDViT
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -140,7 +140,7 @@ def main() -> None:
     settings = TrainSettings(epochs=args.epochs, batch_size=128, lr=6e-3, min_lr=1e-5, warmup_epochs=1,
                              workers=0, progress=False, augmentation=Augmentation(auto_augment=None))
     loops = [1, 2, 3, 4, 6, 9, 12]
-    started, cpu = time.perf_counter(), time.process_time()
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as work, multiprocessing.get_context("spawn").Pool(
             args.processes or args.seeds) as pool:
         runs = pool.map(partial(run_seed, settings=settings, loops=loops, work=Path(work)), range(args.seeds))

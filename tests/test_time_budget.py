@@ -3,7 +3,6 @@ budget, and — on the tiny workspace with a fake clock — a run that stops at 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnunet_rdvit.analysis.depth import MEAN
-from nnunet_rdvit.analysis.halting import ALL_STRUCTURES
 from nnunet_rdvit.atomic import atomic_path, write_json_atomic
 
 REPORT_JSON, REPORT_MD = "report.json", "report.md"

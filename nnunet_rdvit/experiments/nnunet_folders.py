@@ -84,7 +84,7 @@ def check_preprocessed(dataset_dir: Path, plans: str, configurations: tuple[str,
     splits_file = dataset_dir / "splits_final.json"
     if not splits_file.exists():
         return 5  # nnU-Net's default 5 folds, written on the first training
-    splits = read_json(splits_file, f"delete it (nnU-Net writes a new 5-fold split) or restore it")
+    splits = read_json(splits_file, "delete it (nnU-Net writes a new 5-fold split) or restore it")
     if not isinstance(splits, list) or not splits:
         raise UserError(f"{splits_file} is not a list of folds; delete it (nnU-Net writes a new 5-fold split) or "
                         "restore it")
