@@ -111,7 +111,10 @@ def test_sigkill_during_a_checkpoint_write_then_continue(tiny_workspace, tmp_pat
     env["nnUNet_results"] = str(tmp_path)
     env["nnUNet_extTrainer"] = os.pathsep.join([str(REPO / "trainers"), env["nnUNet_extTrainer"]])
     args = [str(tiny_workspace.dataset_id), "2d", "0", "-tr", trainer, "-device", "cpu"]
-    killed = subprocess.run([sys.executable, "-c", KILLED_WRITE, *args], env=env, capture_output=True, text=True)
+    # cwd outside the checkout: `python -c` / `-m` put the working directory first on sys.path, and the source
+    # tree is not the installed package (nnunet_rdvit.dataset_conversion exists only once installed)
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITE, *args], env=env, capture_output=True, text=True,
+                            cwd=tmp_path)
     assert killed.returncode == -9, killed.stdout[-2000:] + killed.stderr[-2000:]
     fold = tmp_path / tiny_workspace.dataset / f"{trainer}__nnUNetPlans__2d" / "fold_0"
     leftovers = [path.name for path in fold.iterdir() if path.name.startswith(".checkpoint_latest.pth.")]
@@ -120,7 +123,7 @@ def test_sigkill_during_a_checkpoint_write_then_continue(tiny_workspace, tmp_pat
     assert latest["current_epoch"] == 1  # ...and the final name still holds epoch 0's complete checkpoint
 
     resumed = subprocess.run([sys.executable, "-m", "nnunetv2.run.run_training", *args, "--c"], env=env,
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     assert "Epoch 1" in resumed.stdout and "Epoch 0\n" not in resumed.stdout
     final = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)

@@ -59,14 +59,16 @@ def float_in_range(minimum: float, maximum: float = math.inf, *, include_minimum
     expected = (f"a finite number in {low}{minimum:g}, {maximum:g}]" if math.isfinite(maximum) else
                 f"a finite number {'≥' if include_minimum else '>'} {minimum:g}")
 
+    explained = f"{expected}{f' ({why})' if why else ''}"
+
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {explained}, got {text!r}") from None
         below = value < minimum or (value == minimum and not include_minimum)
         if not math.isfinite(value) or below or value > maximum:
-            raise argparse.ArgumentTypeError(f"expected {expected}{f' ({why})' if why else ''}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {explained}, got {text!r}")
         return value
 
     parse.__name__ = "number"

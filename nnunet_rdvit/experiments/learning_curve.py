@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from nnunet_rdvit.atomic import atomic_path, leftover_temporaries, write_json_atomic
+from nnunet_rdvit.atomic import atomic_path, write_json_atomic
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.experiments.aggregate import OVERALL, structure_names
 from nnunet_rdvit.experiments.grid import ExperimentGrid, Job
@@ -179,8 +179,9 @@ def link_images(cases: Sequence[str], images_tr: Path, dataset_json: dict, targe
                         f"learning curve predicts the fold's raw images, so nnUNet_raw must hold the dataset "
                         f"that was preprocessed")
     target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in leftover_temporaries(target.parent, target.name):  # from a run killed while linking
-        shutil.rmtree(stale, ignore_errors=True)
+    for stale in target.parent.glob(f".{target.name}.*"):  # link folders of a run killed while linking
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
     building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     for source in sources:
         (building / source.name).symlink_to(source.resolve())
