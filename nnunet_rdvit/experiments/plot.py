@@ -44,12 +44,7 @@ def plot_dice_vs_fraction(rows: Sequence[SummaryRow], trainers: Sequence[str], p
         axis.minorticks_off()
         axis.set_xlabel("training patients used")
         axis.grid(True, alpha=0.3)
-    axes[0][0].set_ylabel("validation Dice, mean over structures")
-    axes[0][0].legend(loc="best", fontsize=9)
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=120)
+    _save(figure, axes[0][0], "validation Dice, mean over structures", title, path)
 
 
 def plot_learning_curves(series: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]], path: Path,
@@ -73,8 +68,13 @@ def plot_learning_curves(series: Mapping[str, Mapping[str, Sequence[tuple[float,
         axis.set_xlabel("training time (minutes)")
         axis.set_xlim(left=0)
         axis.grid(True, alpha=0.3)
-    axes[0][0].set_ylabel("Dice, mean over structures")
-    axes[0][0].legend(loc="best", fontsize=9)
+    _save(figure, axes[0][0], "Dice, mean over structures", title, path)
+
+
+def _save(figure, first_axis, ylabel: str, title: str, path: Path) -> None:
+    """Label, legend and title, then the PNG written atomically."""
+    first_axis.set_ylabel(ylabel)
+    first_axis.legend(loc="best", fontsize=9)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     with atomic_path(path) as temporary:
