@@ -162,12 +162,9 @@ def test_snapshots_are_scored_on_the_whole_fold_and_a_rerun_skips_them(
 
 
 @pytest.fixture
-def grid_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+def grid_folders(nnunet_folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """A preprocessed dataset as far as the command checks it before training, and empty raw and results."""
-    folders = {name: tmp_path / name for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
-    for name, folder in folders.items():
-        folder.mkdir()
-        monkeypatch.setenv(name, str(folder))
+    folders = nnunet_folders
     dataset = folders["nnUNet_preprocessed"] / GRID_DATASET
     (dataset / "nnUNetPlans_2d").mkdir(parents=True)
     (dataset / "nnUNetPlans.json").write_text(json.dumps({"configurations": {
