@@ -10,7 +10,7 @@ from torch import nn
 
 from nnunet_rdvit.networks import RDViT, ViT
 from nnunet_rdvit.networks.moe import MoEFeedForward
-from nnunet_rdvit.networks.recurrent_core import LTIInjection, RecurrentCore, loop_embedding
+from nnunet_rdvit.networks.recurrent_core import LTIInjection, RecurrentCore, bernoulli_kl, loop_embedding
 
 SMALL = {"embed_dim": 32, "num_heads": 2}
 
@@ -137,6 +137,34 @@ def test_act_switched_off_at_call_time_equals_a_fixed_depth_core() -> None:
         fixed(x, act=True)
     with pytest.raises(ValueError, match="only apply to recurrent networks"):
         ViT(1, 4, (32, 32), (4, 4), depth=2, **SMALL)(x, act=False)
+
+
+def test_bernoulli_kl_vanishes_only_at_the_prior() -> None:
+    p = torch.tensor([0.01, 0.2, 0.5, 0.99])
+    kl = bernoulli_kl(p, 0.2)
+    assert kl[1].item() == pytest.approx(0.0, abs=1e-7)
+    assert bool((kl[[0, 2, 3]] > 0).all())
+
+
+def test_halting_prior_gives_a_gradient_out_of_act_dead_zone() -> None:
+    # Every token's first halting probability is past the threshold (σ(5) = 0.993 ≥ 0.99): each halts at loop 1
+    # with weight 1 and remainder 1, so the ponder loss N + R is constant and sends its halting unit nothing.
+    model = _rdvit_2d(num_loops=6, halting_bias_init=5.0, halting_prior=0.2).train()
+    _, aux = model(torch.randn(2, 1, 32, 32), return_aux=True)
+    assert aux.ponder_time.item() == pytest.approx(1.0)
+    bias = model.core.halting.bias
+    (ponder_gradient,) = torch.autograd.grad(aux.ponder_loss, bias, retain_graph=True, allow_unused=True)
+    assert ponder_gradient is None or ponder_gradient.abs().item() == 0.0
+    (prior_gradient,) = torch.autograd.grad(aux.halting_prior_loss, bias)
+    assert prior_gradient.item() > 0, "descent must lower the halting bias, i.e. let tokens run more loops"
+
+
+def test_halting_prior_is_checked_and_optional() -> None:
+    with pytest.raises(ValueError, match="halting_prior must be in"):
+        _rdvit_2d(halting_prior=1.0)
+    with torch.no_grad():
+        _, aux = _rdvit_2d().eval()(torch.randn(1, 1, 32, 32), return_aux=True)
+    assert aux.halting_prior_loss is None
 
 
 def test_loop_embedding_uses_first_eighth_of_channels() -> None:

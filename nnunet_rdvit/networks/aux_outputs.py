@@ -15,6 +15,7 @@ class AuxOutputs:
     """
 
     ponder_loss: torch.Tensor | None = None  # Graves' N + R averaged over tokens (differentiable)
+    halting_prior_loss: torch.Tensor | None = None  # Σ over loops of KL(p_t || prior hazard), averaged over tokens
     ponder_time: torch.Tensor | None = None  # mean loops executed per token, the paper's figure
     halting_steps: torch.Tensor | None = None  # (B, *grid) loops each token executed
     loops_executed: int | None = None  # iterations of the loop actually run (≤ n_loops)

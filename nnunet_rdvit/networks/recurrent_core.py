@@ -104,6 +104,7 @@ class RecurrentCore(nn.Module):
         norm: str = "layernorm",
         checkpoint_loops: bool = False,
         sparse_act: bool | None = None,
+        halting_prior: float | None = None,
     ):
         super().__init__()
         if num_loops < 1:
@@ -123,7 +124,10 @@ class RecurrentCore(nn.Module):
         self.input_norm = make_norm(norm, dim)
         self.lora = DepthwiseLoRA(dim, lora_rank, num_loops) if lora_rank > 0 else None
         self.injection = LTIInjection(dim) if lti else None
+        if halting_prior is not None and not 0.0 < halting_prior < 1.0:
+            raise ValueError(f"halting_prior must be in (0, 1) (a per-loop halting probability) or None, got {halting_prior}")
         self.halting_bias_init = halting_bias_init
+        self.halting_prior = halting_prior
         self.halting = nn.Linear(dim, 1) if act else None
         self.reset_adaptive_parameters()
 
@@ -163,6 +167,7 @@ class RecurrentCore(nn.Module):
         remainder = torch.zeros_like(cumulative)
         halting_steps = torch.zeros(batch, n_tokens, dtype=torch.long, device=e.device)
         output = torch.zeros_like(h)
+        prior_divergence = torch.zeros_like(cumulative)
         routing_log: list[RoutingStats] = []
         expert_counts = None
         loops_executed = 0
@@ -185,6 +190,8 @@ class RecurrentCore(nn.Module):
                 expert_counts = self._count_experts(expert_counts, routing, running)
             if not halting:
                 continue
+            if self.halting_prior is not None:
+                prior_divergence = prior_divergence + torch.where(running, bernoulli_kl(p, self.halting_prior), 0.0)
             may_halt = loop + 1 >= self.min_loops
             halt_now = running & ((loop == loops - 1) | (may_halt & (cumulative + p >= self.act_threshold)))
             weight = torch.where(halt_now, 1.0 - cumulative, p)
@@ -203,6 +210,7 @@ class RecurrentCore(nn.Module):
         aux = AuxOutputs(
             ponder_loss=(steps + remainder).mean() if halting else None,
             ponder_time=steps.mean(),
+            halting_prior_loss=prior_divergence.mean() if halting and self.halting_prior is not None else None,
             halting_steps=halting_steps,
             loops_executed=loops_executed,
             balance_loss=torch.stack([r.balance_loss for r in routing_log]).mean() if routing_log else None,
@@ -247,6 +255,12 @@ class RecurrentCore(nn.Module):
             counts = torch.zeros(*running.shape, num_experts, dtype=torch.long, device=running.device)
         one_hot = torch.nn.functional.one_hot(routing.expert_index, num_experts).sum(1)
         return counts.index_put((running,), counts[running] + one_hot)
+
+
+def bernoulli_kl(p: torch.Tensor, prior: float, eps: float = 1e-6) -> torch.Tensor:
+    """KL(Bernoulli(p) || Bernoulli(prior)), elementwise."""
+    p = p.clamp(eps, 1 - eps)
+    return p * torch.log(p / prior) + (1 - p) * torch.log((1 - p) / (1 - prior))
 
 
 def _take(tokens: torch.Tensor, computed: torch.Tensor | None) -> torch.Tensor:

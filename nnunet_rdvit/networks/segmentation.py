@@ -143,6 +143,7 @@ class RDViT(TokenSegmentationNetwork):
         decoder: str = "progressive",
         encoder_channels: Sequence[int] = (8,),
         checkpoint_loops: bool = False,
+        halting_prior: float | None = None,
         deep_supervision: bool = False,
     ):
         super().__init__(input_channels, num_classes, patch_size, token_size, embed_dim, norm, decoder,
@@ -155,7 +156,7 @@ class RDViT(TokenSegmentationNetwork):
                                        moe_bias_update_rate)
         self.core = RecurrentCore(
             TransformerBlock(embed_dim, num_heads, feedforward, norm), embed_dim, num_loops, lora_rank, act,
-            act_threshold, halting_bias_init, min_loops, lti, norm, checkpoint_loops,
+            act_threshold, halting_bias_init, min_loops, lti, norm, checkpoint_loops, halting_prior=halting_prior,
         )
         self.apply(init_vit_weights)
         self.core.reset_adaptive_parameters()  # halting bias and zero LoRA `up`, overwritten above

@@ -25,11 +25,13 @@ class AuxiliaryLoss(nn.Module):
         ponder_weight: float = 0.01,
         balance_weight: float = 0.01,
         z_loss_weight: float = 0.001,
+        halting_prior_weight: float = 0.0,
     ):
         super().__init__()
         self.segmentation_loss = segmentation_loss
         self.aux_source = aux_source
-        self.weights = {"ponder_loss": ponder_weight, "balance_loss": balance_weight, "z_loss": z_loss_weight}
+        self.weights = {"ponder_loss": ponder_weight, "balance_loss": balance_weight, "z_loss": z_loss_weight,
+                        "halting_prior_loss": halting_prior_weight}
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         loss = self.segmentation_loss(output, target)

@@ -30,7 +30,7 @@ from nnunet_rdvit.training.progress_plot import plot_aux_progress
 from nnunet_rdvit.training.token_grid import TOKEN_SIZE_KEY, default_token_size, fit_plans_to_tokens
 from nnunet_rdvit.training.trainer_errors import TrainerSetupError, require_configuration
 
-AUX_LOG_KEYS = ("ponder_time", "ponder_loss", "balance_loss", "z_loss", "expert_load")
+AUX_LOG_KEYS = ("ponder_time", "ponder_loss", "halting_prior_loss", "balance_loss", "z_loss", "expert_load")
 # Arguments the trainer sets itself; they cannot come from ``network_kwargs``.
 _TRAINER_SET_ARGS = {"input_channels", "num_classes", "patch_size", "token_size", "deep_supervision"}
 
@@ -42,6 +42,7 @@ def aux_metrics(aux: AuxOutputs | None) -> dict[str, Any]:
     values = {
         "ponder_time": aux.ponder_time if aux.ponder_loss is not None else None,
         "ponder_loss": aux.ponder_loss,
+        "halting_prior_loss": aux.halting_prior_loss,
         "balance_loss": aux.balance_loss,
         "z_loss": aux.z_loss,
         "expert_load": aux.expert_load,
@@ -58,6 +59,7 @@ class TransformerTrainer(CrashSafeCheckpoints, nnUNetTrainer):
     ponder_weight: ClassVar[float] = 0.01
     balance_weight: ClassVar[float] = 0.01
     z_loss_weight: ClassVar[float] = 0.001
+    halting_prior_weight: ClassVar[float] = 0.01
     warmup_fraction: ClassVar[float] = 0.05  # of num_epochs, at least one epoch
     max_grad_norm: ClassVar[float] = 1.0
     aux_log_keys: ClassVar[tuple[str, ...]] = AUX_LOG_KEYS  # train_step outputs averaged and logged per epoch
@@ -117,7 +119,7 @@ class TransformerTrainer(CrashSafeCheckpoints, nnUNetTrainer):
     def _build_loss(self):
         network = self.unwrapped_network
         return AuxiliaryLoss(super()._build_loss(), lambda: network.last_aux,
-                             self.ponder_weight, self.balance_weight, self.z_loss_weight)
+                             self.ponder_weight, self.balance_weight, self.z_loss_weight, self.halting_prior_weight)
 
     @property
     def unwrapped_network(self) -> TokenSegmentationNetwork:
