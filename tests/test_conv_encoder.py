@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nnunet_rdvit.networks import RDViT, ViT
-from nnunet_rdvit.networks.conv_encoder import ConvEncoder, upsampling_schedule
+from nnunet_rdvit.networks.conv_encoder import ConvEncoder, default_encoder_channels, upsampling_schedule
 
 SMALL = {"embed_dim": 32, "num_heads": 2}
 
@@ -51,8 +51,18 @@ def test_every_skip_level_is_read_by_the_progressive_decoder() -> None:
     assert widths == [10, 6, 4]
 
 
+def test_the_default_encoder_is_the_hybrid_one_as_deep_as_the_token_allows() -> None:
+    assert default_encoder_channels((16, 16)) == (16, 32, 64, 96)
+    assert default_encoder_channels((2, 16, 16)) == (16, 32, 64, 96)
+    assert default_encoder_channels((4, 4)) == (16, 32, 64)
+    assert default_encoder_channels((1, 1)) == (16,)
+    for network in (RDViT(1, 2, (32, 32), (4, 4), **SMALL), ViT(1, 2, (32, 32), (4, 4), depth=1, **SMALL)):
+        assert network.encoder.channels == (16, 32, 64) and network.patch_embed.token_size == (1, 1)
+        assert network(torch.randn(1, 1, 32, 32)).shape == (1, 2, 32, 32)
+
+
 def test_the_stem_only_encoder_exists_only_where_something_reads_it() -> None:
-    assert RDViT(1, 2, (32, 32), (8, 8), **SMALL).encoder.channels == (8,)  # default: the progressive decoder's skip
-    assert RDViT(1, 2, (32, 32), (8, 8), decoder="light", **SMALL).encoder is None
+    assert RDViT(1, 2, (32, 32), (8, 8), encoder_channels=(8,), **SMALL).encoder.channels == (8,)  # the decoder's skip
+    assert RDViT(1, 2, (32, 32), (8, 8), encoder_channels=(8,), decoder="light", **SMALL).encoder is None
     no_encoder = ViT(1, 2, (32, 32), (8, 8), encoder_channels=(), depth=1, **SMALL)
     assert no_encoder.encoder is None and no_encoder(torch.randn(1, 1, 32, 32)).shape == (1, 2, 32, 32)

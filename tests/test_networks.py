@@ -159,12 +159,15 @@ def test_halting_prior_gives_a_gradient_out_of_act_dead_zone() -> None:
     assert prior_gradient.item() > 0, "descent must lower the halting bias, i.e. let tokens run more loops"
 
 
-def test_halting_prior_is_checked_and_optional() -> None:
+def test_halting_prior_is_checked_on_by_default_and_optional() -> None:
     with pytest.raises(ValueError, match="halting_prior must be in"):
         _rdvit_2d(halting_prior=1.0)
+    x = torch.randn(1, 1, 32, 32)
     with torch.no_grad():
-        _, aux = _rdvit_2d().eval()(torch.randn(1, 1, 32, 32), return_aux=True)
-    assert aux.halting_prior_loss is None
+        _, default = _rdvit_2d().eval()(x, return_aux=True)
+        _, plain = _rdvit_2d(halting_prior=None).eval()(x, return_aux=True)
+    assert default.halting_prior_loss is not None and default.halting_prior_loss.item() > 0
+    assert plain.halting_prior_loss is None
 
 
 def test_loop_embedding_uses_first_eighth_of_channels() -> None:
@@ -211,10 +214,10 @@ def test_deep_supervision_is_refused_clearly() -> None:
 
 
 def test_vit_tiny_3d_parameter_count_matches_paper_baseline() -> None:
-    vit = ViT(1, 4, (16, 128, 128), (2, 16, 16), decoder="light")  # the paper's 3D setting
+    vit = ViT(1, 4, (16, 128, 128), (2, 16, 16), decoder="light", encoder_channels=())  # the paper's 3D setting
     params = sum(p.numel() for p in vit.parameters())
     assert 5.5e6 <= params <= 5.7e6
-    moe = RDViT(1, 4, (16, 128, 128), (2, 16, 16), decoder="light", moe_experts=8)
+    moe = RDViT(1, 4, (16, 128, 128), (2, 16, 16), decoder="light", encoder_channels=(), moe_experts=8)
     assert sum(p.numel() for p in moe.parameters()) <= 0.55 * params
 
 

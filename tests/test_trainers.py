@@ -80,7 +80,7 @@ def test_build_network_architecture_works_on_the_class_like_the_predictor_calls_
     manager = PlansManager(plans)
     for trainer in (RDViTTrainer, RDViTTrainer_MoE, ViTTrainer):
         network = trainer.build_network_architecture(manager, manager.get_configuration("2d"), 1, 4, False)
-        assert network.patch_embed.token_size == (8, 4)
+        assert network.token_size == (8, 4)
         assert network(torch.randn(1, 1, 64, 48)).shape == (1, 4, 64, 48)
     assert RDViTTrainer_MoE.build_network_architecture(manager, manager.get_configuration("2d"), 1, 4,
                                                        False).moe_layers()

@@ -30,4 +30,4 @@ def recurrent_network(network: nn.Module, trainer: str) -> RecurrentNetwork:
                         f"(use nnU-Net's own validation for its Dice)")
     moe = network.moe_layers() if hasattr(network, "moe_layers") else []
     return RecurrentNetwork(network, int(core.num_loops), int(core.min_loops), bool(core.act),
-                            int(moe[0].num_experts) if moe else 0, tuple(network.patch_embed.token_size))
+                            int(moe[0].num_experts) if moe else 0, tuple(network.token_size))

@@ -15,7 +15,7 @@ from torch.utils.checkpoint import checkpoint
 
 from nnunet_rdvit.networks.aux_outputs import AuxOutputs
 from nnunet_rdvit.networks.block import TransformerBlock, make_feedforward, make_norm
-from nnunet_rdvit.networks.conv_encoder import ConvEncoder
+from nnunet_rdvit.networks.conv_encoder import ConvEncoder, default_encoder_channels
 from nnunet_rdvit.networks.decoders import build_decoder
 from nnunet_rdvit.networks.moe import MoEFeedForward
 from nnunet_rdvit.networks.patch_embed import PatchEmbed, check_token_size
@@ -38,8 +38,8 @@ class TokenSegmentationNetwork(nn.Module):
     this call) apply to recurrent networks only. The auxiliaries of the latest call are also
     kept in ``last_aux``, because nnU-Net's training and prediction code only ever sees the logits.
 
-    ``encoder_channels`` sets the convolutional encoder (see :class:`ConvEncoder`): ``(8,)`` is a
-    full-resolution stem whose features only the progressive decoder reads (omitted with the light head,
+    ``encoder_channels`` sets the convolutional encoder (see :class:`ConvEncoder`): ``None`` (the default)
+    is the recipe's hybrid encoder, :func:`default_encoder_channels`; ``(8,)`` is a full-resolution stem whose features only the progressive decoder reads (omitted with the light head,
     where nothing would read it); each further entry adds a ×2 downsampling stage, and the patch
     embedding then tokenises the last feature map (a hybrid embedding) with the remaining token size;
     ``()`` is no encoder.
@@ -54,7 +54,7 @@ class TokenSegmentationNetwork(nn.Module):
         embed_dim: int,
         norm: str,
         decoder: str,
-        encoder_channels: Sequence[int],
+        encoder_channels: Sequence[int] | None,
         deep_supervision: bool,
     ):
         super().__init__()
@@ -66,6 +66,8 @@ class TokenSegmentationNetwork(nn.Module):
         check_token_size(patch_size, token_size)
         self.num_classes = num_classes
         self.token_size = tuple(int(t) for t in token_size)
+        if encoder_channels is None:
+            encoder_channels = default_encoder_channels(self.token_size)
         hybrid = len(encoder_channels) > 1
         self.encoder = (ConvEncoder(input_channels, token_size, encoder_channels)
                         if hybrid or (encoder_channels and decoder != "light") else None)
@@ -114,7 +116,9 @@ class RDViT(TokenSegmentationNetwork):
 
     ``n_loops`` at call time may exceed ``num_loops`` (depth extrapolation). ``moe_experts`` > 0 turns
     the shared block's feed-forward into a Mixture of Experts. ``prelude_depth`` unshared blocks may
-    run before the loop.
+    run before the loop. ``halting_prior`` (default 0.2, a prior of about five loops; ``None`` for plain
+    ACT) adds the KL between each token's halting probability and that hazard to the auxiliaries, which
+    keeps ACT out of its one-loop dead zone (docs/recipe.md).
     """
 
     def __init__(
@@ -141,9 +145,9 @@ class RDViT(TokenSegmentationNetwork):
         prelude_depth: int = 0,
         norm: str = "layernorm",
         decoder: str = "progressive",
-        encoder_channels: Sequence[int] = (8,),
+        encoder_channels: Sequence[int] | None = None,
         checkpoint_loops: bool = False,
-        halting_prior: float | None = None,
+        halting_prior: float | None = 0.2,
         deep_supervision: bool = False,
     ):
         super().__init__(input_channels, num_classes, patch_size, token_size, embed_dim, norm, decoder,
@@ -185,7 +189,7 @@ class ViT(TokenSegmentationNetwork):
         mlp_ratio: float = 4.0,
         norm: str = "layernorm",
         decoder: str = "progressive",
-        encoder_channels: Sequence[int] = (8,),
+        encoder_channels: Sequence[int] | None = None,
         checkpoint_blocks: bool = False,
         deep_supervision: bool = False,
     ):
