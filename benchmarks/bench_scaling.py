@@ -73,7 +73,7 @@ def loops_and_checkpointing(setup: Setup, device: torch.device, loops: tuple[int
     networks = {}
     for t in loops:
         networks[("rdvit", t)] = rdvit(setup, decoder=decoder, num_loops=t)
-        networks[("checkpointed", t)] = rdvit(setup, decoder=decoder, num_loops=t, checkpoint_loops=True)
+        networks[("checkpointed", t)] = rdvit(setup, decoder=decoder, num_loops=t, grad_checkpointing=True)
         networks[("vit", t)] = vit(setup, t, decoder)
         for kind in ("rdvit", "checkpointed"):
             run_all_loops(networks[(kind, t)])

@@ -47,8 +47,8 @@ GEOMETRY = dict(img_size=8, patch_size=2, in_chans=1, num_classes=10, embed_dim=
 DEPTH = 6
 MODELS = {
     "ViT (6 blocks)": lambda: VisionTransformer(**GEOMETRY, depth=DEPTH),
-    "bViT (1 block x 6)": lambda: BlockRecurrentViT(**GEOMETRY, num_steps=DEPTH),
-    "bViT-TE (1 block x 6)": lambda: BlockRecurrentViT(**GEOMETRY, num_steps=DEPTH, time_embedding=True),
+    "bViT (1 block x 6)": lambda: BlockRecurrentViT(**GEOMETRY, num_loops=DEPTH),
+    "bViT-TE (1 block x 6)": lambda: BlockRecurrentViT(**GEOMETRY, num_loops=DEPTH, time_embedding=True),
     "RD-ViT (LTI+ACT+LoRA, 6)": lambda: RecurrentDepthViT(**GEOMETRY, num_loops=DEPTH, lora_rank=4),
     "Edge-RecViT (1+4+1)": lambda: EdgeRecViT(**GEOMETRY, depth=DEPTH),
 }
@@ -88,7 +88,7 @@ def run_seed(seed: int, settings: TrainSettings, loops: list[int], work: Path) -
         result = evaluate(model, loader, ctx)
         results[name] = {"top1": result.top1, "seconds": seconds, "params": count_parameters(model),
                          "flops": flops_per_image(model, sample), "mean_depth": result.mean_depth}
-        if model.trained_loops is not None:
+        if model.num_loops is not None:
             results[name]["sweep"] = {n: evaluate(model, loader, ctx, n_loops=n).top1 for n in loops}
 
     teacher = trained["ViT (6 blocks)"]

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 
 from nnunet_rdvit.errors import UserError
 
-# What nnU-Net needs on a small CPU machine (DESIGN §4): one export worker, no compile.
+# What nnU-Net needs on a small CPU machine (README.md, CPU-only machines): one export worker, no compile.
 CPU_FRIENDLY_ENV = {"nnUNet_def_n_proc": "1", "nnUNet_compile": "f"}
 
 

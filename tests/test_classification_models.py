@@ -27,8 +27,8 @@ from nnunet_rdvit.networks.moe import MoEFeedForward
 TINY = dict(img_size=32, patch_size=8, in_chans=3, num_classes=7, embed_dim=32, num_heads=2)
 TINY_MODELS = {
     "vit": lambda: VisionTransformer(**TINY, depth=3),
-    "bvit": lambda: BlockRecurrentViT(**TINY, num_steps=3),
-    "bvit_te": lambda: BlockRecurrentViT(**TINY, num_steps=3, time_embedding=True),
+    "bvit": lambda: BlockRecurrentViT(**TINY, num_loops=3),
+    "bvit_te": lambda: BlockRecurrentViT(**TINY, num_loops=3, time_embedding=True),
     "rdvit": lambda: RecurrentDepthViT(**TINY, num_loops=3),
     "rdvit_moe_avgpool": lambda: RecurrentDepthViT(**TINY, num_loops=3, moe_experts=4, global_pool="avg"),
     "edge_recvit": lambda: EdgeRecViT(**TINY, depth=5),
@@ -58,9 +58,9 @@ def test_shapes_and_backward(name: str) -> None:
 def test_recurrent_models_run_more_steps_than_trained(name: str) -> None:
     model = TINY_MODELS[name]().eval()
     x = torch.randn(2, 3, 32, 32)
-    model.n_loops = 2 * model.trained_loops
+    model.n_loops = 2 * model.num_loops
     deeper, aux = model(x), model.last_aux
-    assert torch.isfinite(deeper).all() and aux.loops_executed <= 2 * model.trained_loops
+    assert torch.isfinite(deeper).all() and aux.loops_executed <= 2 * model.num_loops
     model.n_loops = 1
     assert not torch.allclose(deeper, model(x))
 
@@ -78,7 +78,7 @@ def test_timm_registry_creates_every_name_with_timm_data_config() -> None:
     assert set(MODEL_CONFIGS) <= set(timm.list_models())
     model = timm.create_model("bvit_base_patch16_224", img_size=32, patch_size=8, embed_dim=32, num_heads=2,
                               num_classes=5)
-    assert isinstance(model, BlockRecurrentViT) and model.trained_loops == 12
+    assert isinstance(model, BlockRecurrentViT) and model.num_loops == 12
     assert timm.data.resolve_data_config({}, model=model)["input_size"] == (3, 32, 32)
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 5)
 

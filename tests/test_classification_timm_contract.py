@@ -165,7 +165,7 @@ def test_call_time_depth_reaches_forward_intermediates_and_fx(name: str) -> None
     model = _create(name).eval()
     x = _images()
     trained = len(model.intermediate_modules())
-    deeper = model.trained_loops + 3
+    deeper = model.num_loops + 3
     maps = model.forward_intermediates(x, n_loops=deeper, intermediates_only=True)
     assert len(maps) == trained + 3  # indices count the steps of this pass
     reference = model.forward_head(model.forward_features(x, n_loops=deeper))

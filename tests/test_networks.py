@@ -1,4 +1,4 @@
-"""Invariants of the RD-ViT and ViT networks (DESIGN §2.1)."""
+"""Invariants of the RD-ViT and ViT networks (docs/architecture.md, "Forward pass")."""
 
 from __future__ import annotations
 
@@ -243,11 +243,11 @@ def test_gradient_checkpointing_gives_the_same_gradients(kind: str) -> None:
     torch.manual_seed(3)
     if kind == "vit":
         plain = ViT(1, 4, (32, 32), (4, 4), depth=3, **SMALL)
-        checkpointed = ViT(1, 4, (32, 32), (4, 4), depth=3, checkpoint_blocks=True, **SMALL)
+        checkpointed = ViT(1, 4, (32, 32), (4, 4), depth=3, grad_checkpointing=True, **SMALL)
     else:
         extra = {"moe_experts": 4} if kind == "rdvit_moe" else {}
         plain = _rdvit_2d(num_loops=4, **extra)
-        checkpointed = _rdvit_2d(num_loops=4, checkpoint_loops=True, **extra)
+        checkpointed = _rdvit_2d(num_loops=4, grad_checkpointing=True, **extra)
     checkpointed.load_state_dict(plain.state_dict())
     x = torch.randn(2, 1, 32, 32)
     expected, actual = _grads(plain, x), _grads(checkpointed, x)

@@ -12,7 +12,7 @@ from nnunet_rdvit.errors import UserError
 @dataclass(frozen=True)
 class RecurrentNetwork:
     network: nn.Module
-    trained_loops: int  # T
+    num_loops: int  # T, the loops it was trained with
     min_loops: int  # the fewest loops the core may run
     act: bool  # trained with ACT halting
     num_experts: int  # 0 without MoE

@@ -103,7 +103,7 @@ def _analyze(settings: AnalyzeSettings, model: LoadedModel, recurrent: Recurrent
             examples.append(_example(model, preprocessed))
 
     report = {
-        "model": {**model.describe(), "fold": fold, "trained_loops": recurrent.trained_loops, "act": recurrent.act,
+        "model": {**model.describe(), "fold": fold, "trained_loops": recurrent.num_loops, "act": recurrent.act,
                   "min_loops": recurrent.min_loops, "experts": recurrent.num_experts,
                   "token_size": list(recurrent.token_size),
                   "mirroring": bool(settings.mirroring and model.predictor.allowed_mirroring_axes)},
@@ -114,8 +114,8 @@ def _analyze(settings: AnalyzeSettings, model: LoadedModel, recurrent: Recurrent
                       "nnU-Net's sliding window at a fixed number of loops; ACT on: loops capped at n (tokens "
                       "still halt), ACT off: every token runs n loops. Mean ± std over cases; Dice undefined "
                       "(structure absent from prediction and reference) cases left out.",
-            "structures": list(named), "settings": depth_settings, "trained_loops": recurrent.trained_loops,
-            "rows": depth_rows(depth_results, loops, recurrent.trained_loops, depth_settings, list(named)),
+            "structures": list(named), "settings": depth_settings, "trained_loops": recurrent.num_loops,
+            "rows": depth_rows(depth_results, loops, recurrent.num_loops, depth_settings, list(named)),
             "per_case": depth_results},
         "halting": _halting_section(tokens, named, recurrent),
         "experts": _experts_section(tokens, names, recurrent, settings.permutations),
@@ -136,16 +136,16 @@ def _load(settings: AnalyzeSettings) -> LoadedModel:
 
 
 def _loops(requested: list[int] | None, recurrent: RecurrentNetwork) -> list[int]:
-    loops = sorted(set(requested)) if requested else list(range(1, 2 * recurrent.trained_loops + 1))
+    loops = sorted(set(requested)) if requested else list(range(1, 2 * recurrent.num_loops + 1))
     low = [n for n in loops if n < recurrent.min_loops]
     if low:
         raise UserError(f"--loops {' '.join(map(str, low))}: the model runs at least min_loops = "
                         f"{recurrent.min_loops} loops")
-    most = MAX_LOOPS_PER_TRAINED_LOOP * recurrent.trained_loops
+    most = MAX_LOOPS_PER_TRAINED_LOOP * recurrent.num_loops
     high = [n for n in loops if n > most]
     if high:
         raise UserError(f"--loops {' '.join(map(str, high))}: at most {most} loops ({MAX_LOOPS_PER_TRAINED_LOOP} × "
-                        f"the trained T = {recurrent.trained_loops}); each loop count is a full sliding-window "
+                        f"the trained T = {recurrent.num_loops}); each loop count is a full sliding-window "
                         f"prediction of every case, its time grows with the loops, and states this far past the "
                         f"trained depth have long converged or diverged")
     return loops
@@ -161,7 +161,7 @@ def _check_output(output: Path, model_folder: Path, input_folders: list[Path]) -
 def _halting_section(tokens: list[CaseTokens], named: dict[str, int], recurrent: RecurrentNetwork) -> dict:
     if not recurrent.act:
         return {"applicable": False, "reason": "the model was trained without ACT; every token runs all "
-                                               f"{recurrent.trained_loops} loops"}
+                                               f"{recurrent.num_loops} loops"}
     per_case = [case_halting(t, named) for t in tokens]
     return {"applicable": True,
             "method": "Mean loops per token at the trained T with ACT, over the tokens of nnU-Net's sliding-window "
@@ -219,11 +219,11 @@ def _write(output: Path, report: dict, examples: list[dict], names: dict[int, st
     output.mkdir(parents=True, exist_ok=True)
     depth = report["depth_extrapolation"]
     figures.depth_figure(output / "depth_extrapolation.png", depth["rows"], depth["settings"], named,
-                         recurrent.trained_loops)
+                         recurrent.num_loops)
     written = [output / "depth_extrapolation.png"]
     if report["halting"]["applicable"]:
         figures.halting_figure(output / "halting.png", report["halting"]["per_case"], list(named))
-        figures.halting_examples_figure(output / "halting_examples.png", examples, names, recurrent.trained_loops)
+        figures.halting_examples_figure(output / "halting_examples.png", examples, names, recurrent.num_loops)
         written += [output / "halting.png", output / "halting_examples.png"]
     if report["experts"]["applicable"]:
         figures.experts_figure(output / "experts.png", report["experts"]["specialisation"]["all labels"],

@@ -11,7 +11,6 @@ works), and a forward that torch.fx can trace. The patch embedding is the segmen
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable, Sequence
 
 import torch
@@ -22,7 +21,7 @@ from torch.utils.checkpoint import checkpoint
 
 from nnunet_rdvit.networks.aux_outputs import AuxOutputs
 from nnunet_rdvit.networks.block import TransformerBlock, make_feedforward, make_norm
-from nnunet_rdvit.networks.moe import MoEFeedForward
+from nnunet_rdvit.networks.moe import moe_layers
 from nnunet_rdvit.networks.patch_embed import PatchEmbed
 from nnunet_rdvit.networks.recurrent_core import RecurrentCore
 from nnunet_rdvit.networks.segmentation import init_vit_weights
@@ -67,19 +66,32 @@ class TokenClassifier(nn.Module):
     ``forward(x)`` returns logits (B, classes) — timm's signature, so timm's training, feature-extraction
     and FX tools apply as they do to timm's ViT. Two things ride beside it:
 
-    - ``n_loops`` (attribute, default ``None`` = the trained depth): the recurrent steps ``forward(x)``
-      runs; it may exceed ``trained_loops`` (depth extrapolation). ``forward_features`` and
+    - ``n_loops`` (attribute, default ``None`` = the trained depth ``num_loops``): the loops ``forward(x)``
+      runs; it may exceed ``num_loops`` (depth extrapolation). ``forward_features`` and
       ``forward_intermediates`` also take it as a keyword for one call. An FX trace records the depth
-      set at trace time. Fixed-depth models (``trained_loops is None``) refuse any value.
+      set at trace time. Fixed-depth models (``num_loops is None``) refuse any value.
     - ``last_aux``: the :class:`AuxOutputs` of the latest forward (ponder loss, per-token depth, MoE
       statistics, …) with per-token maps (``halting_steps``, ``expert_counts``) on the patch grid,
       (B, H', W'[, E]), without the CLS token. Eager execution only: an FX graph returns tensors.
 
-    The constructor arguments here are shared by every model (subclasses pass them on as ``**kwargs``);
-    ``num_heads``, ``mlp_ratio``, ``ffn`` and ``norm`` describe the blocks :meth:`new_block` builds.
+    The constructor arguments here are shared by every model (subclasses pass them on as ``**kwargs``).
+
+    Args:
+        img_size: input size (H, W) the position embedding is built for (an int: square).
+        patch_size: pixels per token, per axis (an int: square).
+        in_chans: image channels.
+        num_classes: classes of the linear head; 0: no head (features only).
+        global_pool: "token" (the CLS token), "avg" (mean of the patch tokens) or "" (every token).
+        embed_dim: token width D.
+        num_heads: attention heads of every block :meth:`new_block` builds.
+        mlp_ratio: feed-forward hidden width over D.
+        ffn: "mlp" or "swiglu".
+        norm: "layernorm" or "rmsnorm".
+        grad_checkpointing: recompute each block (step, loop) in the backward pass
+            (:meth:`set_grad_checkpointing` switches it later).
     """
 
-    trained_loops: int | None = None
+    num_loops: int | None = None  # the loops (steps, shared passes) it is built and trained with; None: fixed depth
     n_loops: int | None = None
 
     def __init__(
@@ -94,6 +106,7 @@ class TokenClassifier(nn.Module):
         mlp_ratio: float = 4.0,
         ffn: str = "mlp",
         norm: str = "layernorm",
+        grad_checkpointing: bool = False,
     ):
         super().__init__()
         _check_global_pool(global_pool)
@@ -101,7 +114,7 @@ class TokenClassifier(nn.Module):
         self.global_pool = global_pool
         self.num_features = self.head_hidden_size = self.embed_dim = embed_dim
         self.num_heads, self.mlp_ratio, self.ffn_kind, self.norm_kind = num_heads, mlp_ratio, ffn, norm
-        self.grad_checkpointing = False
+        self.grad_checkpointing = grad_checkpointing
         self.patch_embed = PatchEmbed(in_chans, embed_dim, as_pair(img_size), as_pair(patch_size))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.norm = make_norm(norm, embed_dim)
@@ -153,8 +166,7 @@ class TokenClassifier(nn.Module):
         self.apply(init_vit_weights)
         nn.init.normal_(self.cls_token, std=1e-6)
 
-    def moe_layers(self) -> list[MoEFeedForward]:
-        return [m for m in self.modules() if isinstance(m, MoEFeedForward)]
+    moe_layers = moe_layers
 
     # --- timm's model interface -------------------------------------------------------------------------
 
@@ -223,9 +235,7 @@ class TokenClassifier(nn.Module):
         if self._pass is None or isinstance(self._pass[1], torch.fx.Proxy):
             return None
         aux, grid = self._pass
-        maps = {name: getattr(aux, name)[:, 1:].unflatten(1, grid) for name in ("halting_steps", "expert_counts")
-                if getattr(aux, name) is not None}
-        return dataclasses.replace(aux, **maps)
+        return aux.on_grid(grid, prefix_tokens=1)
 
     def forward_intermediates(
         self,

@@ -1,4 +1,4 @@
-"""bViT: one transformer block applied ``num_steps`` times to the patch sequence (arXiv:2605.10661).
+"""bViT: one transformer block applied ``num_loops`` times (the paper's steps) to the patch sequence (arXiv:2605.10661).
 
 The paper's claim is that a 12-step bViT-B nearly matches ViT-B with a tenth of the parameters, and
 that width recovers more of ViT's accuracy than extra steps. Its step-conditioned variant ("TE") is
@@ -21,16 +21,19 @@ from nnunet_rdvit.networks.aux_outputs import AuxOutputs
 class BlockRecurrentViT(TokenClassifier):
     """CLS-token classifier whose whole depth is one shared block, looped; ``time_embedding`` gives bViT-TE.
 
-    ``kwargs``: the shared arguments of :class:`TokenClassifier`.
+    Args:
+        num_loops: the paper's steps, the passes of the shared block it is built and trained with.
+        time_embedding: add a learned per-step embedding before each step (bViT-TE).
+        kwargs: the shared arguments of :class:`TokenClassifier`.
     """
 
-    def __init__(self, num_steps: int = 12, time_embedding: bool = False, **kwargs: Any):
+    def __init__(self, num_loops: int = 12, time_embedding: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
-        if num_steps < 1:
-            raise ValueError(f"num_steps must be ≥ 1, got {num_steps}")
-        self.trained_loops = num_steps
+        if num_loops < 1:
+            raise ValueError(f"num_loops must be ≥ 1, got {num_loops}")
+        self.num_loops = num_loops
         self.block = self.new_block()
-        self.step_embed = nn.Parameter(torch.zeros(num_steps, self.embed_dim)) if time_embedding else None
+        self.step_embed = nn.Parameter(torch.zeros(num_loops, self.embed_dim)) if time_embedding else None
         self.init_weights()
         if self.step_embed is not None:
             nn.init.trunc_normal_(self.step_embed, std=0.02)
@@ -39,7 +42,7 @@ class BlockRecurrentViT(TokenClassifier):
         return super().no_weight_decay() | ({"step_embed"} if self.step_embed is not None else set())
 
     def _steps(self, n_loops: int | None) -> int:
-        steps = self.trained_loops if n_loops is None else int(n_loops)
+        steps = self.num_loops if n_loops is None else int(n_loops)
         if steps < 1:
             raise ValueError(f"n_loops must be ≥ 1, got {steps}")
         return steps
@@ -50,7 +53,7 @@ class BlockRecurrentViT(TokenClassifier):
         steps = self._steps(n_loops)
         for step in range(steps):
             if self.step_embed is not None:
-                tokens = tokens + self.step_embed[min(step, self.trained_loops - 1)]
+                tokens = tokens + self.step_embed[min(step, self.num_loops - 1)]
             tokens, _ = self.run_block(self.block, tokens)
             if states is not None:
                 states.append(tokens)

@@ -80,7 +80,7 @@ class EdgeRecViT(TokenClassifier):
         if depth < 3:
             raise ValueError(f"depth must be ≥ 3 (head + shared + tail), got {depth}")
         self.depth = depth
-        self.trained_loops = depth - 2
+        self.num_loops = depth - 2
         self.head_block, self.shared_block, self.tail_block = (self.new_block() for _ in range(3))
         self.ranker = EdgeAwareRanker(self.embed_dim, depth) if ranker else None
         self.init_weights()
@@ -116,7 +116,7 @@ class EdgeRecViT(TokenClassifier):
         return tokens, aux
 
     def _shared_passes(self, n_loops: int | None) -> int:
-        shared_passes = self.trained_loops if n_loops is None else int(n_loops)
+        shared_passes = self.num_loops if n_loops is None else int(n_loops)
         if shared_passes < 0:
             raise ValueError(f"n_loops must be ≥ 0, got {shared_passes}")
         return shared_passes

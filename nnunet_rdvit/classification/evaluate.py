@@ -53,7 +53,7 @@ def evaluate(
     """Accuracy of ``model`` (unwrapped, not DDP) over this rank's shard, summed over all ranks."""
     was_training = model.training
     model.eval()
-    max_depth = (n_loops if n_loops is not None else getattr(model, "trained_loops", None) or 0) + 3
+    max_depth = (n_loops if n_loops is not None else getattr(model, "num_loops", None) or 0) + 3
     totals = torch.zeros(4, dtype=torch.float64)  # images, top-1 hits, top-5 hits, summed loss
     depth_counts = torch.zeros(max_depth, dtype=torch.float64)
     seconds = 0.0

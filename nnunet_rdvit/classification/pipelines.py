@@ -147,10 +147,10 @@ def distill_on_folder(data: Path, output: Path, teacher_path: Path | None, num_b
     return fit(student, objective, train_set, val_set, settings, output, meta, ctx, resume)
 
 
-def default_loop_sweep(trained_loops: int) -> list[int]:
+def default_loop_sweep(num_loops: int) -> list[int]:
     """Fewer, as many as and more steps than trained (up to twice)."""
-    half = max(1, trained_loops // 2)
-    return sorted({1, half, trained_loops, trained_loops + half, 2 * trained_loops})
+    half = max(1, num_loops // 2)
+    return sorted({1, half, num_loops, num_loops + half, 2 * num_loops})
 
 
 def evaluate_checkpoint(checkpoint: Path, data: Path, split: str, output: Path | None, batch_size: int = 128,
@@ -160,7 +160,7 @@ def evaluate_checkpoint(checkpoint: Path, data: Path, split: str, output: Path |
     accuracy against inference steps; rank 0 writes eval.json and the figures to ``output``."""
     ctx = setup_distributed(device)
     model, state = _load_model(checkpoint)
-    if loops and model.trained_loops is None:
+    if loops and model.num_loops is None:
         raise UserError(f"{state['model_name']} in {checkpoint} is not a recurrent model, so it has no inference "
                         "steps to sweep; drop --loops")
     model.to(ctx.device)
@@ -180,10 +180,10 @@ def evaluate_checkpoint(checkpoint: Path, data: Path, split: str, output: Path |
     if result.depth_counts is not None:
         report.update(depth_histogram=result.depth_counts, mean_depth=result.mean_depth,
                       depth_unit="layers" if isinstance(model, EdgeRecViT) else "ACT loops")
-    if model.trained_loops is not None:
-        report["trained_loops"] = model.trained_loops
+    if model.num_loops is not None:
+        report["trained_loops"] = model.num_loops
         report["loops_sweep"] = []
-        for n_loops in loops or default_loop_sweep(model.trained_loops):
+        for n_loops in loops or default_loop_sweep(model.num_loops):
             swept = evaluate(model, loader, ctx, dtype, n_loops=n_loops)
             report["loops_sweep"].append({"n_loops": n_loops, "top1": swept.top1, "top5": swept.top5,
                                           "mean_depth": swept.mean_depth,

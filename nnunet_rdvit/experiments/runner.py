@@ -29,7 +29,7 @@ from nnunet_rdvit.experiments.grid import ExperimentGrid, Job
 from nnunet_rdvit.stock_commands import CPU_FRIENDLY_ENV, run_stock_command
 
 TRAIN_COMMAND = "nnUNetv2_train"
-# On a CPU, data augmentation in the main process is fastest (DESIGN §4); GPUs keep nnU-Net's defaults.
+# On a CPU, data augmentation in the main process is fastest (README.md, CPU-only machines); GPUs keep nnU-Net's defaults.
 CPU_ENV = {**CPU_FRIENDLY_ENV, "nnUNet_n_proc_DA": "0"}
 _CHECKPOINTS = ("checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth")
 

@@ -12,6 +12,11 @@ class Attention(nn.Module):
 
     Queries and keys/values have separate projections so that halted ACT tokens can serve as
     keys and values without being queried (the token-sparse execution of the recurrent core).
+
+    Args:
+        dim: token width D; must be divisible by ``num_heads``.
+        num_heads: attention heads.
+        qkv_bias: biases on the query and key/value projections.
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -22,6 +24,13 @@ class AuxOutputs:
     balance_loss: torch.Tensor | None = None  # MoE balance loss averaged over loops (1 = balanced)
     z_loss: torch.Tensor | None = None  # router z-loss averaged over loops
     expert_counts: torch.Tensor | None = None  # (B, *grid, E) how often each token was routed to each expert
+
+    def on_grid(self, grid: Sequence[int], prefix_tokens: int = 0) -> "AuxOutputs":
+        """A copy whose per-token maps, (B, P + N[, E]) as the core returns them, lie on the token grid,
+        (B, *grid[, E]), without the ``prefix_tokens`` (a classifier's CLS token) that precede the patches."""
+        maps = {name: getattr(self, name)[:, prefix_tokens:].unflatten(1, tuple(grid))
+                for name in ("halting_steps", "expert_counts") if getattr(self, name) is not None}
+        return dataclasses.replace(self, **maps)
 
     @property
     def expert_load(self) -> torch.Tensor | None:

@@ -19,13 +19,14 @@ def make_norm(kind: str, dim: int) -> nn.Module:
 
 
 def make_feedforward(
-    kind: str, dim: int, mlp_ratio: float, moe_experts: int = 0, moe_top_k: int = 2,
+    kind: str, dim: int, mlp_ratio: float, *, moe_experts: int = 0, moe_top_k: int = 2,
     moe_shared_expert: bool = False, moe_bias_update_rate: float = 0.0,
 ) -> nn.Module:
-    """``kind`` is 'mlp' or 'swiglu'; ``moe_experts`` > 0 turns the FFN into an MoE of SwiGLU experts."""
+    """``kind`` is 'mlp' or 'swiglu'; ``moe_experts`` > 0 turns the FFN into an MoE of SwiGLU experts
+    (see :class:`MoEFeedForward` for the ``moe_*`` options)."""
     if moe_experts > 0:
-        return MoEFeedForward(dim, swiglu_hidden_dim(dim, mlp_ratio), moe_experts, moe_top_k,
-                              moe_shared_expert, moe_bias_update_rate)
+        return MoEFeedForward(dim, swiglu_hidden_dim(dim, mlp_ratio), num_experts=moe_experts, top_k=moe_top_k,
+                              shared_expert=moe_shared_expert, bias_update_rate=moe_bias_update_rate)
     if kind == "mlp":
         return Mlp(dim, int(dim * mlp_ratio))
     if kind == "swiglu":
@@ -52,7 +53,14 @@ def active_token_index(active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 
 class TransformerBlock(nn.Module):
-    """x ← x + Attn(Norm(x)); x ← x + FFN(Norm(x)), with FFN an MLP, SwiGLU or MoE."""
+    """x ← x + Attn(Norm(x)); x ← x + FFN(Norm(x)), with FFN an MLP, SwiGLU or MoE.
+
+    Args:
+        dim: token width D.
+        num_heads: attention heads.
+        feedforward: the FFN module (:func:`make_feedforward` builds one).
+        norm: "layernorm" or "rmsnorm".
+    """
 
     def __init__(self, dim: int, num_heads: int, feedforward: nn.Module, norm: str = "layernorm"):
         super().__init__()

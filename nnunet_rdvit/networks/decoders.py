@@ -18,7 +18,13 @@ def tokens_to_grid(tokens: torch.Tensor, grid: Sequence[int]) -> torch.Tensor:
 
 
 class LightHead(nn.Module):
-    """The paper-like head: 1×1 conv to class logits on the token grid, then interpolation by the token size."""
+    """The paper-like head: 1×1 conv to class logits on the token grid, then interpolation by the token size.
+
+    Args:
+        embed_dim: token channels.
+        num_classes: output channels.
+        token_size: the network's token size, the interpolation factor per axis.
+    """
 
     def __init__(self, embed_dim: int, num_classes: int, token_size: Sequence[int]):
         super().__init__()

@@ -8,7 +8,12 @@ from torch import nn
 
 
 class Mlp(nn.Module):
-    """The classic ViT MLP: Linear → GELU → Linear."""
+    """The classic ViT MLP: Linear → GELU → Linear.
+
+    Args:
+        dim: token width D (input and output).
+        hidden_dim: width of the hidden layer.
+    """
 
     def __init__(self, dim: int, hidden_dim: int):
         super().__init__()
@@ -20,7 +25,12 @@ class Mlp(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """Gated feed-forward (Shazeer 2020); at hidden = 2/3 · 4D it costs what a 4D GELU MLP costs."""
+    """Gated feed-forward (Shazeer 2020); at hidden = 2/3 · 4D it costs what a 4D GELU MLP costs.
+
+    Args:
+        dim: token width D (input and output).
+        hidden_dim: width of the gated hidden layer (:func:`swiglu_hidden_dim` matches an MLP's cost).
+    """
 
     def __init__(self, dim: int, hidden_dim: int):
         super().__init__()

@@ -31,12 +31,21 @@ class MoEFeedForward(nn.Module):
 
     Aux-loss-free balancing (DeepSeek-V3): a router bias that is used only to *select* experts is
     nudged after each optimizer step towards the under-loaded experts (:meth:`update_selection_bias`).
+
+    Args:
+        dim: token width D.
+        hidden_dim: each expert's SwiGLU hidden width H.
+        num_experts: E.
+        top_k: experts each token is routed to.
+        shared_expert: add an always-on SwiGLU expert beside the routed ones.
+        bias_update_rate: step γ of the selection-bias update (0: no aux-loss-free balancing).
     """
 
     def __init__(
         self,
         dim: int,
         hidden_dim: int,
+        *,
         num_experts: int = 8,
         top_k: int = 2,
         shared_expert: bool = False,
@@ -113,3 +122,8 @@ class MoEFeedForward(nn.Module):
             load = counts / counts.sum()
             self.selection_bias += self.bias_update_rate * torch.sign(load.mean() - load)
         self.pending_counts.zero_()
+
+
+def moe_layers(module: nn.Module) -> list[MoEFeedForward]:
+    """Every MoE feed-forward inside ``module``: what trainers update the selection bias of and log the load of."""
+    return [m for m in module.modules() if isinstance(m, MoEFeedForward)]

@@ -63,6 +63,12 @@ class PatchEmbed(nn.Module):
 
     The position embedding is learned for the training grid; an input with another grid (e.g. a
     benchmark with more tokens) gets it resized by interpolation, as timm does for ViTs.
+
+    Args:
+        in_channels: channels of the image (or of the feature map a hybrid encoder hands over).
+        embed_dim: token width D.
+        patch_size: the input size the position embedding is learned for.
+        token_size: input voxels per token, per axis; must divide ``patch_size``.
     """
 
     def __init__(self, in_channels: int, embed_dim: int, patch_size: Sequence[int], token_size: Sequence[int]):

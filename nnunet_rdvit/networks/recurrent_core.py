@@ -37,6 +37,11 @@ class DepthwiseLoRA(nn.Module):
 
     Loops beyond the trained count reuse the last scale, which is what lets inference run deeper.
     ``up`` starts at zero (see RecurrentCore.reset_adaptive_parameters), as in LoRA.
+
+    Args:
+        dim: token width D.
+        rank: r, the width of the shared low-rank pair.
+        num_loops: T, the number of per-loop scale vectors.
     """
 
     def __init__(self, dim: int, rank: int, num_loops: int):
@@ -56,6 +61,10 @@ class LTIInjection(nn.Module):
     The bound makes the *linear* carry contractive for every parameter value; the block itself is
     nonlinear, so this is a stabiliser, not a convergence guarantee. A is computed in fp32 because in
     bf16 exp(−exp(x)) rounds to 1 and the bound is lost; the state update is then promoted to fp32.
+
+    Args:
+        dim: token width D.
+        injection_init: initial value of every entry of B, the weight of the embedded input e.
     """
 
     def __init__(self, dim: int, injection_init: float = 0.1):
@@ -88,12 +97,30 @@ class RecurrentCore(nn.Module):
     floating-point rounding. ``None`` (default) chooses sparse outside training, i.e. in nnU-Net's
     validation and predictor; training stays dense (static shapes). One difference: in a dense loop the
     MoE router also sees the halted tokens, so its balance and z-losses average over all tokens.
+
+    Args:
+        block: the shared block, applied at every loop.
+        dim: token width D.
+        num_loops: T, the loops it is built and trained with; a call may run more (depth extrapolation).
+        lora_rank: rank of the depth-wise LoRA (one shared pair, a scale vector per loop); 0 turns it off.
+        act: build the halting unit and halt per token (ACT); ``False`` runs every token T loops.
+        act_threshold: cumulative halting weight at which a token halts.
+        halting_bias_init: initial bias of the halting unit (0: p ≈ 0.5; negative: more loops at first).
+        min_loops: loops every token runs before it may halt.
+        lti: LTI-stable state injection h ← A h + B e + u; ``False``: h ← u.
+        norm: "layernorm" or "rmsnorm", for the loop input's norm.
+        grad_checkpointing: recompute each loop in the backward pass instead of storing its activations.
+        sparse_act: compute running tokens only (``True``), every token (``False``), or sparse outside
+            training only (``None``).
+        halting_prior: a per-loop halting probability in (0, 1) whose KL to each running token's p_t is
+            returned as ``halting_prior_loss`` (keeps ACT out of its one-loop dead zone); ``None``: off.
     """
 
     def __init__(
         self,
         block: TransformerBlock,
         dim: int,
+        *,
         num_loops: int = 6,
         lora_rank: int = 8,
         act: bool = True,
@@ -102,7 +129,7 @@ class RecurrentCore(nn.Module):
         min_loops: int = 1,
         lti: bool = True,
         norm: str = "layernorm",
-        checkpoint_loops: bool = False,
+        grad_checkpointing: bool = False,
         sparse_act: bool | None = None,
         halting_prior: float | None = None,
     ):
@@ -113,19 +140,19 @@ class RecurrentCore(nn.Module):
             raise ValueError(f"min_loops must be between 1 and num_loops={num_loops}, got {min_loops}")
         if not 0.0 < act_threshold <= 1.0:
             raise ValueError(f"act_threshold must be in (0, 1], got {act_threshold}")
+        if halting_prior is not None and not 0.0 < halting_prior < 1.0:
+            raise ValueError(f"halting_prior must be in (0, 1) (a per-loop halting probability) or None, got {halting_prior}")
         self.block = block
         self.dim = dim
         self.num_loops = num_loops
         self.act = act
         self.act_threshold = act_threshold
         self.min_loops = min_loops
-        self.checkpoint_loops = checkpoint_loops
+        self.grad_checkpointing = grad_checkpointing
         self.sparse_act = sparse_act
         self.input_norm = make_norm(norm, dim)
         self.lora = DepthwiseLoRA(dim, lora_rank, num_loops) if lora_rank > 0 else None
         self.injection = LTIInjection(dim) if lti else None
-        if halting_prior is not None and not 0.0 < halting_prior < 1.0:
-            raise ValueError(f"halting_prior must be in (0, 1) (a per-loop halting probability) or None, got {halting_prior}")
         self.halting_bias_init = halting_bias_init
         self.halting_prior = halting_prior
         self.halting = nn.Linear(dim, 1) if act else None
@@ -176,7 +203,7 @@ class RecurrentCore(nn.Module):
 
         for loop in range(loops):
             running_mask = None if all_running else running  # None while every token runs
-            if self.checkpoint_loops and self.training and torch.is_grad_enabled():
+            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
                 h, p, routing = checkpoint(self._step, h, e, loop, running_mask, sparse, halting,
                                            use_reentrant=False)
             else:
