@@ -10,34 +10,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import torch
 
 from nnunet_rdvit.cli import main
 
-EXT_TRAINERS = Path(__file__).resolve().parent / "ext_trainers"
 
 
-@pytest.fixture(autouse=True)
-def inference_env(monkeypatch: pytest.MonkeyPatch):
-    """The tiny trainers are found through ``nnUNet_extTrainer``; one thread is much faster on a shared CPU."""
-    monkeypatch.setenv("nnUNet_extTrainer", str(EXT_TRAINERS))
-    monkeypatch.setenv("nnUNet_def_n_proc", "1")
-    monkeypatch.setenv("nnUNet_compile", "f")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="session")
-def tiny_moe_model(tiny_workspace) -> Path:
-    """``RDViTTrainer_MoE_tiny`` (4 experts, 3 loops) trained on 2d fold 0 with the stock ``nnUNetv2_train``."""
-    from nnunet_rdvit.stock_commands import run_stock_command
-
-    run_stock_command("nnUNetv2_train", [tiny_workspace.dataset_id, "2d", "0", "-tr", "RDViTTrainer_MoE_tiny",
-                                         "-device", "cpu"],
-                      tiny_workspace.env(), tiny_workspace.root / "logs" / "train_moe_2d.log", echo=False)
-    return tiny_workspace.model_folder("RDViTTrainer_MoE_tiny", "2d")
 
 
 def run_cli(capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str, str]:

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from inference_support import inference_env, run_cli, tiny_moe_model  # noqa: F401
+from inference_support import run_cli
 from nnunet_rdvit.analysis.network import recurrent_network
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.networks import ViT
+
+pytestmark = pytest.mark.usefixtures("inference_env")
 
 
 @pytest.fixture

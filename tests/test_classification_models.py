@@ -7,8 +7,6 @@ import pytest
 import timm
 import torch
 
-from classification_support import one_thread  # noqa: F401  (autouse fixture)
-
 from nnunet_rdvit.classification import (
     MODEL_CONFIGS,
     BlockRecurrentViT,
@@ -23,6 +21,8 @@ from nnunet_rdvit.classification.flops import count_parameters, flops_per_image
 from nnunet_rdvit.classification.raptor import equal_phases, find_phases, teacher_forcing_probability
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.networks.moe import MoEFeedForward
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = dict(img_size=32, patch_size=8, in_chans=3, num_classes=7, embed_dim=32, num_heads=2)
 TINY_MODELS = {

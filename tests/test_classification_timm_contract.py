@@ -11,9 +11,10 @@ import torch
 from timm.models import create_feature_extractor, get_graph_node_names, group_parameters
 from timm.optim import create_optimizer_v2
 
-from classification_support import one_thread  # noqa: F401  (autouse fixture)
 
 from nnunet_rdvit.classification import MODEL_CONFIGS, RaptorViT, RecurrentDepthViT
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=32, num_heads=2)  # 4×4 patches + CLS, 12 layers' worth
 NAMES = sorted(MODEL_CONFIGS)

@@ -15,7 +15,6 @@ import torch.multiprocessing as mp
 from PIL import Image
 from torch.utils.data import Dataset
 
-from classification_support import one_thread  # noqa: F401  (autouse fixture)
 
 from nnunet_rdvit.classification import RecurrentDepthViT, VisionTransformer
 from nnunet_rdvit.classification.data import Augmentation
@@ -24,6 +23,8 @@ from nnunet_rdvit.classification.objective import ClassificationObjective
 from nnunet_rdvit.classification.pipelines import distill_on_folder, evaluate_checkpoint, train_on_folder
 from nnunet_rdvit.classification.train import TrainSettings, fit
 from nnunet_rdvit.cli import main
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY_ARGS = ["--model-arg", "img_size=32", "--model-arg", "patch_size=8", "--model-arg", "embed_dim=32",
              "--model-arg", "num_heads=2"]

@@ -8,8 +8,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from inference_support import affine_from, files_under, inference_env, run_cli, save_nifti, sha256  # noqa: F401
+from inference_support import affine_from, files_under, run_cli, save_nifti, sha256
 from nnunet_rdvit.inference.cardiac_indices import INDICES
+
+pytestmark = pytest.mark.usefixtures("inference_env")
 
 SPACING = (1.5, 1.25, 10.0)
 VOXEL_ML = 1.5 * 1.25 * 10.0 / 1000

@@ -14,8 +14,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from inference_support import (affine_from, files_under, inference_env, run_cli, save_nifti,  # noqa: F401
-                               sha256, synthetic_image)
+from inference_support import affine_from, files_under, run_cli, save_nifti, sha256, synthetic_image
+
+pytestmark = pytest.mark.usefixtures("inference_env")
 
 AFFINE = affine_from((1.6, 1.6, 8.0))
 

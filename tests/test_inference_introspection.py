@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from inference_support import (affine_from, inference_env, run_cli, save_nifti, synthetic_image,  # noqa: F401
-                               tiny_moe_model)
+from inference_support import affine_from, run_cli, save_nifti, synthetic_image
 from nnunet_rdvit.inference.introspection import token_maps, window_maps
 from nnunet_rdvit.inference.model import load_model
 from nnunet_rdvit.inference.nifti_io import read_image
 from nnunet_rdvit.inference.segmentation import segment
+
+pytestmark = pytest.mark.usefixtures("inference_env")
 
 
 def test_moe_maps_lie_on_an_oblique_input_grid(tiny_workspace, tiny_moe_model, tmp_path, capsys) -> None:

@@ -8,10 +8,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from inference_support import (affine_from, assert_same_geometry, files_under, inference_env,  # noqa: F401
-                               run_cli, save_nifti, sha256, synthetic_image)
+from inference_support import (affine_from, assert_same_geometry, files_under, run_cli, save_nifti, sha256, synthetic_image)
 from nnunet_rdvit.inference import PredictSettings, predict
 from nnunet_rdvit.inference.cardiac_indices import cardiac_indices, structure_volumes_ml
+
+pytestmark = pytest.mark.usefixtures("inference_env")
 
 
 def test_patient_folder_gives_aligned_segmentations_indices_and_report(tiny_workspace, tiny_trained_model,

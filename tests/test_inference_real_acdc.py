@@ -14,7 +14,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from inference_support import assert_same_geometry, files_under, inference_env, run_cli, sha256  # noqa: F401
+from inference_support import assert_same_geometry, files_under, run_cli, sha256
+
+pytestmark = pytest.mark.usefixtures("inference_env")
 
 PATIENTS = ("patient001", "patient062")  # a DCM and a NOR patient
 

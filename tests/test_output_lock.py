@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from inference_support import inference_env, run_cli  # noqa: F401
+from inference_support import run_cli
 from nnunet_rdvit.atomic import atomic_path
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.output_lock import LOCK_FILE, output_lock
+
+pytestmark = pytest.mark.usefixtures("inference_env")
 
 
 def _dead_pid() -> int:
