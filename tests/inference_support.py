@@ -14,9 +14,6 @@ import SimpleITK as sitk
 from nnunet_rdvit.cli import main
 
 
-
-
-
 def run_cli(capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str, str]:
     code = main([str(a) for a in args])
     captured = capsys.readouterr()
