@@ -1,4 +1,5 @@
-"""Data-fraction (low-data) variants of the RD-ViT, RD-ViT+MoE, ViT and nnU-Net U-Net trainers and the RD-ViT
+"""Data-fraction (low-data) variants of every trainer registered with ``fraction_variants`` or as an ablation
+(:mod:`nnunet_rdvit.training.registry`): the RD-ViT, RD-ViT+MoE, ViT and nnU-Net U-Net trainers and the RD-ViT
 ablations (``RDViTTrainer_NoACT_frac100``, ...).
 
 ``RDViTTrainer_frac10`` trains on 10 % of the fold's training *patients* (see :mod:`nnunet_rdvit.data_fraction`
@@ -31,20 +32,12 @@ from nnunet_rdvit.dataset_conversion.metadata import load_case_metadata
 from nnunet_rdvit.fraction_trainer_names import (FRACTION_BASES, STANDARD_PERCENTS, FractionTrainerSpec,
                                                  TimeBudget, invalid_fraction_name_reason,
                                                  parse_fraction_trainer_name)
-from nnunet_rdvit.training.ablation_trainers import ABLATION_TRAINERS
 from nnunet_rdvit.training.checkpoints import CrashSafeCheckpoints
+from nnunet_rdvit.training.registry import fraction_base_classes
 from nnunet_rdvit.training.time_budget import TimedTraining
 from nnunet_rdvit.training.trainer_errors import TrainerSetupError
-from nnunet_rdvit.training.trainers import RDViTTrainer, RDViTTrainer_MoE, ViTTrainer
 
 SUBSET_FILE = "training_subset.json"
-_BASE_CLASSES: dict[str, type[nnUNetTrainer]] = {
-    "RDViTTrainer": RDViTTrainer,
-    "RDViTTrainer_MoE": RDViTTrainer_MoE,
-    "ViTTrainer": ViTTrainer,
-    "nnUNetTrainer": nnUNetTrainer,
-    **ABLATION_TRAINERS,
-}
 
 
 class DataFractionMixin(TimedTraining, CrashSafeCheckpoints):
@@ -112,7 +105,7 @@ def fraction_trainer(name: str) -> type[nnUNetTrainer] | None:
         return None
     budget = f"; budget {spec.budget.describe()}" if spec.budget else ""
     budget += "" if spec.test_time_mirroring else "; inference without test-time mirroring"
-    return type(name, (DataFractionMixin, _BASE_CLASSES[spec.base]), {
+    return type(name, (DataFractionMixin, fraction_base_classes()[spec.base]), {
         "spec": spec,
         "budget": spec.budget,
         "__module__": __name__,

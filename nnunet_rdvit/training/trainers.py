@@ -29,6 +29,7 @@ from nnunet_rdvit.training.aux_loss import AuxiliaryLoss
 from nnunet_rdvit.training.checkpoints import CrashSafeCheckpoints
 from nnunet_rdvit.training.optim import ClippedAdamW, WarmupPolyLR, decay_parameter_groups
 from nnunet_rdvit.training.progress_plot import plot_aux_progress
+from nnunet_rdvit.training.registry import register_trainer
 from nnunet_rdvit.training.time_budget import BudgetedTraining
 from nnunet_rdvit.training.token_grid import TOKEN_SIZE_KEY, default_token_size, fit_plans_to_tokens
 from nnunet_rdvit.training.trainer_errors import TrainerSetupError, require_configuration
@@ -36,6 +37,8 @@ from nnunet_rdvit.training.trainer_errors import TrainerSetupError, require_conf
 AUX_LOG_KEYS = ("ponder_time", "ponder_loss", "halting_prior_loss", "balance_loss", "z_loss", "expert_load")
 # Arguments the trainer sets itself; they cannot come from ``network_kwargs``.
 _TRAINER_SET_ARGS = {"input_channels", "num_classes", "patch_size", "token_size", "deep_supervision"}
+
+register_trainer(fraction_variants=True, lookup=False)(nnUNetTrainer)  # nnU-Net's U-Net: the low-data reference
 
 
 def aux_metrics(aux: AuxOutputs | None) -> dict[str, Any]:
@@ -161,12 +164,14 @@ class TransformerTrainer(BudgetedTraining, CrashSafeCheckpoints, nnUNetTrainer):
                               join(self.output_folder, "aux_progress.png"))
 
 
+@register_trainer(fraction_variants=True)
 class RDViTTrainer(TransformerTrainer):
     """RD-ViT: one shared block looped (T = 6) with LTI injection, depth-wise LoRA and ACT."""
 
     network_class = RDViT
 
 
+@register_trainer(fraction_variants=True)
 class RDViTTrainer_MoE(RDViTTrainer):
     """RD-ViT whose shared block has a 6-expert top-2 Mixture-of-Experts feed-forward.
 
@@ -177,12 +182,14 @@ class RDViTTrainer_MoE(RDViTTrainer):
     network_kwargs = {"moe_experts": 6, "moe_top_k": 2}
 
 
+@register_trainer(fraction_variants=True)
 class ViTTrainer(TransformerTrainer):
     """ViT baseline: 12 unique blocks, same embedding and decoder as RD-ViT."""
 
     network_class = ViT
 
 
+@register_trainer()
 class RDViTTrainer_demo(RDViTTrainer):
     """RD-ViT on the short budget of ``nnunet-rdvit demo`` (10 epochs × 25 iterations, 5 validation iterations):
     a pipeline check."""
