@@ -2,7 +2,8 @@
 
 Free of torch and nnU-Net imports, like :mod:`nnunet_rdvit.fraction_trainer_names`: the experiment runner's
 ``--ablation`` and the ablation table use it without paying for them. The classes are in
-:mod:`nnunet_rdvit.training.ablation_trainers`.
+:mod:`nnunet_rdvit.training.ablation_trainers`, each registered with ``@register_trainer(ablation=True)``, which
+checks it against this list (:mod:`nnunet_rdvit.training.registry`).
 """
 
 from __future__ import annotations

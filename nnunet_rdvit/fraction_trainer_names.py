@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 from nnunet_rdvit.ablation_names import ABLATIONS
 
-# Trainers a data-fraction variant exists for; nnUNetTrainer (nnU-Net's default U-Net) is the reference.
+# Trainers a data-fraction variant exists for; nnUNetTrainer (nnU-Net's default U-Net) is the reference. Each is
+# registered with @register_trainer(fraction_variants=True) or as an ablation, which checks it against this list.
 FRACTION_BASES = ("RDViTTrainer", "RDViTTrainer_MoE", "ViTTrainer", "nnUNetTrainer", *ABLATIONS)
 # Percentages defined as module attributes; any other integer percentage 1..100 is created on first lookup.
 STANDARD_PERCENTS = (10, 25, 50, 100)

@@ -27,12 +27,14 @@ def use_workspace(workspace, results, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(variable, value)
 
 
-def make_trainer(workspace, name: str, continue_training: bool = False):
-    """``name`` on the tiny workspace's 2d fold 0, on the CPU, constructed as nnUNetv2_train does."""
+def make_trainer(workspace, trainer: str | type, continue_training: bool = False):
+    """``trainer`` (a data-fraction trainer name, or a class) on the tiny workspace's 2d fold 0, on the CPU,
+    constructed as nnUNetv2_train does."""
     from nnunet_rdvit.training.fraction_trainers import fraction_trainer
 
     base = workspace.preprocessed / workspace.dataset
     plans = json.loads((base / "nnUNetPlans.json").read_text())
     plans["continue_training"] = continue_training
     dataset_json = json.loads((base / "dataset.json").read_text())
-    return fraction_trainer(name)(plans, "2d", 0, dataset_json, device=torch.device("cpu"))
+    trainer_class = fraction_trainer(trainer) if isinstance(trainer, str) else trainer
+    return trainer_class(plans, "2d", 0, dataset_json, device=torch.device("cpu"))

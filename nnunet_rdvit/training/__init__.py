@@ -3,23 +3,14 @@
 User subclasses import the trainers from here, whichever way the package was installed::
 
     from nnunet_rdvit.training import RDViTTrainer
+
+Every trainer registered with :func:`~nnunet_rdvit.training.registry.register_trainer` is exported here; a trainer
+in a new module only needs that module imported below.
 """
 
-from nnunet_rdvit.training.ablation_trainers import (
-    RDViTTrainer_NoACT,
-    RDViTTrainer_NoLoRA,
-    RDViTTrainer_NoLTI,
-    RDViTTrainer_RandomLoops,
-    RDViTTrainer_SingleLoop,
-)
-from nnunet_rdvit.training.trainers import (
-    RDViTTrainer,
-    RDViTTrainer_demo,
-    RDViTTrainer_MoE,
-    TransformerTrainer,
-    ViTTrainer,
-)
+from nnunet_rdvit.training import ablation_trainers, trainers  # noqa: F401 - defining the trainers registers them
+from nnunet_rdvit.training.registry import lookup_trainers
+from nnunet_rdvit.training.trainers import TransformerTrainer
 
-__all__ = ["RDViTTrainer", "RDViTTrainer_MoE", "RDViTTrainer_NoACT", "RDViTTrainer_NoLTI", "RDViTTrainer_NoLoRA",
-           "RDViTTrainer_RandomLoops", "RDViTTrainer_SingleLoop", "RDViTTrainer_demo", "TransformerTrainer",
-           "ViTTrainer"]
+globals().update(lookup_trainers())
+__all__ = ["TransformerTrainer", *lookup_trainers()]

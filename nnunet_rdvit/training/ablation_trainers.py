@@ -1,7 +1,9 @@
 """Ablation trainers: the full RD-ViT (``RDViTTrainer``) with one component removed or changed.
 
 Each is a small subclass usable wherever ``RDViTTrainer`` is — ``nnUNetv2_train 027 2d 0 -tr RDViTTrainer_NoACT``,
-the data-fraction names (``RDViTTrainer_NoACT_frac100``) and ``nnunet-rdvit experiment run --ablation``.
+the data-fraction names (``RDViTTrainer_NoACT_frac100``) and ``nnunet-rdvit experiment run --ablation`` — because
+it is registered with ``@register_trainer(ablation=True)`` and named in
+:data:`~nnunet_rdvit.ablation_names.ABLATIONS` (:mod:`nnunet_rdvit.training.registry`).
 Everything else (width, heads, optimiser, schedule, losses, budget) is the full model's, so a difference in
 the ablation table is the component's. What each one changes: :data:`nnunet_rdvit.ablation_names.ABLATIONS`.
 """
@@ -16,27 +18,32 @@ import torch
 from torch import nn
 
 from nnunet_rdvit.training.loop_sampling import LoopCountDistribution
+from nnunet_rdvit.training.registry import ablation_classes, register_trainer
 from nnunet_rdvit.training.trainers import AUX_LOG_KEYS, RDViTTrainer
 
 
+@register_trainer(ablation=True)
 class RDViTTrainer_NoACT(RDViTTrainer):
     """Fixed depth: every token runs all T loops and the output is the last state; no halting unit, no ponder loss."""
 
     network_kwargs = {**RDViTTrainer.network_kwargs, "act": False}
 
 
+@register_trainer(ablation=True)
 class RDViTTrainer_NoLoRA(RDViTTrainer):
     """No depth-wise LoRA: every loop applies exactly the same block (loops differ only by the loop embedding)."""
 
     network_kwargs = {**RDViTTrainer.network_kwargs, "lora_rank": 0}
 
 
+@register_trainer(ablation=True)
 class RDViTTrainer_NoLTI(RDViTTrainer):
     """No LTI-stable injection: the state is the block output, h ← u (e still enters through the block's input)."""
 
     network_kwargs = {**RDViTTrainer.network_kwargs, "lti": False}
 
 
+@register_trainer(ablation=True)
 class RDViTTrainer_SingleLoop(RDViTTrainer):
     """The shared block applied once (T = 1). Without ACT: after one loop there is nothing to decide — every
     token halts with weight 1, the halting unit's gradient is always zero and the ponder loss a constant."""
@@ -44,6 +51,7 @@ class RDViTTrainer_SingleLoop(RDViTTrainer):
     network_kwargs = {**RDViTTrainer.network_kwargs, "num_loops": 1, "act": False}
 
 
+@register_trainer(ablation=True)
 class RDViTTrainer_RandomLoops(RDViTTrainer):
     """The loop count of every training step drawn at random (:mod:`~nnunet_rdvit.training.loop_sampling`).
 
@@ -93,8 +101,4 @@ def loop_count_override(network: nn.Module, n_loops: int) -> Iterator[None]:
         handle.remove()
 
 
-ABLATION_TRAINERS: dict[str, type[RDViTTrainer]] = {
-    trainer.__name__: trainer
-    for trainer in (RDViTTrainer_NoACT, RDViTTrainer_NoLoRA, RDViTTrainer_NoLTI, RDViTTrainer_SingleLoop,
-                    RDViTTrainer_RandomLoops)
-}
+ABLATION_TRAINERS: dict[str, type[RDViTTrainer]] = ablation_classes()  # checks ABLATIONS against the registry

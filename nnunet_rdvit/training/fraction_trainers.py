@@ -1,4 +1,5 @@
-"""Data-fraction (low-data) variants of the RD-ViT, RD-ViT+MoE, ViT and nnU-Net U-Net trainers and the RD-ViT
+"""Data-fraction (low-data) variants of every trainer registered with ``fraction_variants`` or as an ablation
+(:mod:`nnunet_rdvit.training.registry`): the RD-ViT, RD-ViT+MoE, ViT and nnU-Net U-Net trainers and the RD-ViT
 ablations (``RDViTTrainer_NoACT_frac100``, ...).
 
 ``RDViTTrainer_frac10`` trains on 10 % of the fold's training *patients* (see :mod:`nnunet_rdvit.data_fraction`
@@ -22,7 +23,6 @@ import functools
 from os.path import join
 from typing import ClassVar
 
-import torch
 from nnunetv2.paths import nnUNet_raw
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
@@ -30,45 +30,24 @@ from nnunet_rdvit.atomic import write_json_atomic
 from nnunet_rdvit.data_fraction import select_training_subset
 from nnunet_rdvit.dataset_conversion.metadata import load_case_metadata
 from nnunet_rdvit.fraction_trainer_names import (FRACTION_BASES, STANDARD_PERCENTS, FractionTrainerSpec,
-                                                 TimeBudget, TrainingBudget, invalid_fraction_name_reason,
+                                                 TimeBudget, invalid_fraction_name_reason,
                                                  parse_fraction_trainer_name)
-from nnunet_rdvit.training.ablation_trainers import ABLATION_TRAINERS
 from nnunet_rdvit.training.checkpoints import CrashSafeCheckpoints
+from nnunet_rdvit.training.registry import fraction_base_classes
 from nnunet_rdvit.training.time_budget import TimedTraining
-from nnunet_rdvit.training.trainer_errors import TrainerSetupError, require_configuration
-from nnunet_rdvit.training.trainers import RDViTTrainer, RDViTTrainer_MoE, ViTTrainer
+from nnunet_rdvit.training.trainer_errors import TrainerSetupError
 
 SUBSET_FILE = "training_subset.json"
-_BASE_CLASSES: dict[str, type[nnUNetTrainer]] = {
-    "RDViTTrainer": RDViTTrainer,
-    "RDViTTrainer_MoE": RDViTTrainer_MoE,
-    "ViTTrainer": ViTTrainer,
-    "nnUNetTrainer": nnUNetTrainer,
-    **ABLATION_TRAINERS,
-}
 
 
 class DataFractionMixin(TimedTraining, CrashSafeCheckpoints):
-    """Subsamples the fold's training patients in ``do_split`` and applies the spec's training budget and TTA.
+    """Subsamples the fold's training patients in ``do_split`` and applies the spec's TTA; the spec's training
+    budget is the class's ``budget`` (:class:`~nnunet_rdvit.training.time_budget.BudgetedTraining`).
 
     Put it first in the bases: ``class T(DataFractionMixin, SomeTrainer)``; ``spec`` says what to do.
     """
 
     spec: ClassVar[FractionTrainerSpec]
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        require_configuration(plans, configuration)
-        budget = self.spec.budget
-        if budget is not None and budget.batch_size is not None:
-            # In the plans before nnU-Net reads them, so the plans.json saved with the model shows it too.
-            plans["configurations"][configuration]["batch_size"] = budget.batch_size
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        if isinstance(budget, TrainingBudget):
-            self.num_epochs = budget.epochs
-        if budget is not None and budget.iterations is not None:
-            self.num_iterations_per_epoch = budget.iterations
-            self.num_val_iterations_per_epoch = budget.val_iterations
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         """Training augmentation as nnU-Net sets it; without TTA, no mirror axes for inference (saved in checkpoints)."""
@@ -126,9 +105,9 @@ def fraction_trainer(name: str) -> type[nnUNetTrainer] | None:
         return None
     budget = f"; budget {spec.budget.describe()}" if spec.budget else ""
     budget += "" if spec.test_time_mirroring else "; inference without test-time mirroring"
-    return type(name, (DataFractionMixin, _BASE_CLASSES[spec.base]), {
+    return type(name, (DataFractionMixin, fraction_base_classes()[spec.base]), {
         "spec": spec,
-        "budget_seconds": spec.budget.seconds if isinstance(spec.budget, TimeBudget) else None,
+        "budget": spec.budget,
         "__module__": __name__,
         "__qualname__": name,
         "__doc__": f"{spec.base} on {spec.percent} % of each fold's training patients{budget}.",

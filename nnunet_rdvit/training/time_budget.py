@@ -1,4 +1,10 @@
-"""Training time, counted per epoch, and time-budgeted training (``<Base>_frac<P>_min<M>`` trainers).
+"""Training budgets (:class:`BudgetedTraining`), the training time counted per epoch, and time-budgeted training
+(``<Base>_frac<P>_min<M>`` trainers).
+
+**The budget** is one class attribute, ``budget``: a :class:`TrainingBudget` (epochs × iterations, optionally the
+batch size) or a :class:`TimeBudget` (minutes), replacing nnU-Net's 1000 epochs × 250 iterations. The
+``_ep<E>_it<I>`` / ``_min<M>`` trainer names set it (:mod:`nnunet_rdvit.fraction_trainer_names`), and so does any
+subclass, ``RDViTTrainer_demo`` included: ``budget = TrainingBudget(10, 25)``.
 
 **What counts.** The training time is the wall-clock of nnU-Net's epoch loop: training and validation
 iterations and the per-epoch bookkeeping (logs, progress plot, checkpoints; counted at the next epoch start), not
@@ -7,7 +13,7 @@ logged per epoch (``training_seconds`` in nnU-Net's logger, with the
 epoch's seconds and steps in the training log), so it travels in every checkpoint and a run resumed with
 ``--c`` continues with the budget that is left.
 
-**With a budget** (``budget_seconds``; set by the ``_min<M>`` trainer names):
+**With a time budget** (``budget = TimeBudget(M)``; set by the ``_min<M>`` trainer names):
 
 * training ends at the first epoch boundary once the budget is spent; then nnU-Net's ``on_train_end``
   (``checkpoint_final.pth``) and its final validation run as usual;
@@ -31,14 +37,15 @@ import math
 import os
 import time
 from os.path import join
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.distributed as dist
 from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 
+from nnunet_rdvit.fraction_trainer_names import TimeBudget, TrainingBudget
 from nnunet_rdvit.training.optim import BudgetLR, WarmupPolyLR
-from nnunet_rdvit.training.trainer_errors import TrainerSetupError
+from nnunet_rdvit.training.trainer_errors import TrainerSetupError, require_configuration
 
 TRAINING_SECONDS_KEY = "training_seconds"
 SNAPSHOT_ENV = "NNUNET_RDVIT_SNAPSHOT_MINUTES"
@@ -59,13 +66,46 @@ class _BudgetSpent(Exception):
     """Raised at an epoch start once the budget is spent; ends nnU-Net's epoch loop between two epochs."""
 
 
-class TimedTraining:
-    """Counts the training time; with ``budget_seconds`` set, trains for that long (see the module docstring).
+class BudgetedTraining:
+    """Trains on ``budget`` instead of nnU-Net's default; None keeps nnU-Net's 1000 epochs × 250 iterations.
+
+    The one way to set a training budget (the trainer names and ``RDViTTrainer_demo`` use it too). The validation
+    iterations per epoch keep nnU-Net's ratio (:attr:`TrainingBudget.val_iterations`); a batch size goes into the
+    plans before nnU-Net reads them, so the ``plans.json`` saved with the model shows it. A :class:`TimeBudget`
+    needs :class:`TimedTraining`, which counts the time, in the bases. Put it before nnU-Net's trainer in the
+    bases; keeps nnU-Net's exact ``__init__`` signature.
+    """
+
+    budget: ClassVar[TrainingBudget | TimeBudget | None] = None
+    budget_seconds: ClassVar[float | None] = None  # derived from a TimeBudget, for TimedTraining
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if isinstance(cls.budget, TimeBudget) and not issubclass(cls, TimedTraining):
+            raise TypeError(f"{cls.__name__}.budget is a time budget, which needs TimedTraining (it counts the time) "
+                            f"first in the bases: class {cls.__name__}(TimedTraining, ...)")
+        cls.budget_seconds = cls.budget.seconds if isinstance(cls.budget, TimeBudget) else None
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        require_configuration(plans, configuration)
+        budget = self.budget
+        if budget is not None and budget.batch_size is not None:
+            plans["configurations"][configuration]["batch_size"] = budget.batch_size
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        if isinstance(budget, TrainingBudget):
+            self.num_epochs = budget.epochs
+        if budget is not None and budget.iterations is not None:
+            self.num_iterations_per_epoch = budget.iterations
+            self.num_val_iterations_per_epoch = budget.val_iterations
+
+
+class TimedTraining(BudgetedTraining):
+    """Counts the training time; with a :class:`TimeBudget`, trains for that long (see the module docstring).
 
     Put it before nnU-Net's trainer in the bases. Keeps nnU-Net's exact ``__init__`` signature.
     """
 
-    budget_seconds: ClassVar[float | None] = None
     latest_checkpoint_every_s: ClassVar[float] = 300.0
     snapshot_every_minutes: ClassVar[float | None] = None  # overridden by $NNUNET_RDVIT_SNAPSHOT_MINUTES
     training_seconds: float = 0.0  # training time counted so far (restored from checkpoints)

@@ -4,8 +4,9 @@ Each trainer is a small override of nnUNetTrainer: the network comes from ``netw
 ``network_kwargs``; AdamW with warm-up, polynomial decay and clipping at 1 replaces SGD; deep
 supervision is off; the ponder, balance and z-losses are added to nnU-Net's Dice+CE; ACT and MoE
 statistics are logged per epoch and drawn in ``aux_progress.png`` beside nnU-Net's ``progress.png``;
-checkpoints are written atomically (:mod:`nnunet_rdvit.training.checkpoints`). Subclass one of these
-(keeping the ``__init__`` signature) to change any of it.
+checkpoints are written atomically (:mod:`nnunet_rdvit.training.checkpoints`); ``budget`` shortens the training
+(:class:`~nnunet_rdvit.training.time_budget.BudgetedTraining`). Subclass one of these (keeping the ``__init__``
+signature) to change any of it.
 """
 
 from __future__ import annotations
@@ -21,18 +22,23 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 from torch import nn
 
+from nnunet_rdvit.fraction_trainer_names import TrainingBudget
 from nnunet_rdvit.networks import RDViT, TokenSegmentationNetwork, ViT
 from nnunet_rdvit.networks.aux_outputs import AuxOutputs
 from nnunet_rdvit.training.aux_loss import AuxiliaryLoss
 from nnunet_rdvit.training.checkpoints import CrashSafeCheckpoints
 from nnunet_rdvit.training.optim import ClippedAdamW, WarmupPolyLR, decay_parameter_groups
 from nnunet_rdvit.training.progress_plot import plot_aux_progress
+from nnunet_rdvit.training.registry import register_trainer
+from nnunet_rdvit.training.time_budget import BudgetedTraining
 from nnunet_rdvit.training.token_grid import TOKEN_SIZE_KEY, default_token_size, fit_plans_to_tokens
 from nnunet_rdvit.training.trainer_errors import TrainerSetupError, require_configuration
 
 AUX_LOG_KEYS = ("ponder_time", "ponder_loss", "halting_prior_loss", "balance_loss", "z_loss", "expert_load")
 # Arguments the trainer sets itself; they cannot come from ``network_kwargs``.
 _TRAINER_SET_ARGS = {"input_channels", "num_classes", "patch_size", "token_size", "deep_supervision"}
+
+register_trainer(fraction_variants=True, lookup=False)(nnUNetTrainer)  # nnU-Net's U-Net: the low-data reference
 
 
 def aux_metrics(aux: AuxOutputs | None) -> dict[str, Any]:
@@ -50,7 +56,7 @@ def aux_metrics(aux: AuxOutputs | None) -> dict[str, Any]:
     return {k: v.detach().float().cpu().numpy() for k, v in values.items() if v is not None}
 
 
-class TransformerTrainer(CrashSafeCheckpoints, nnUNetTrainer):
+class TransformerTrainer(BudgetedTraining, CrashSafeCheckpoints, nnUNetTrainer):
     """Shared nnU-Net glue for token-based segmentation networks; subclasses set ``network_class``."""
 
     network_class: ClassVar[type[TokenSegmentationNetwork]]
@@ -158,12 +164,14 @@ class TransformerTrainer(CrashSafeCheckpoints, nnUNetTrainer):
                               join(self.output_folder, "aux_progress.png"))
 
 
+@register_trainer(fraction_variants=True)
 class RDViTTrainer(TransformerTrainer):
     """RD-ViT: one shared block looped (T = 6) with LTI injection, depth-wise LoRA and ACT."""
 
     network_class = RDViT
 
 
+@register_trainer(fraction_variants=True)
 class RDViTTrainer_MoE(RDViTTrainer):
     """RD-ViT whose shared block has a 6-expert top-2 Mixture-of-Experts feed-forward.
 
@@ -174,18 +182,16 @@ class RDViTTrainer_MoE(RDViTTrainer):
     network_kwargs = {"moe_experts": 6, "moe_top_k": 2}
 
 
+@register_trainer(fraction_variants=True)
 class ViTTrainer(TransformerTrainer):
     """ViT baseline: 12 unique blocks, same embedding and decoder as RD-ViT."""
 
     network_class = ViT
 
 
+@register_trainer()
 class RDViTTrainer_demo(RDViTTrainer):
-    """RD-ViT on the short budget of ``nnunet-rdvit demo`` (10 epochs × 25 iterations): a pipeline check."""
+    """RD-ViT on the short budget of ``nnunet-rdvit demo`` (10 epochs × 25 iterations, 5 validation iterations):
+    a pipeline check."""
 
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = 10
-        self.num_iterations_per_epoch = 25
-        self.num_val_iterations_per_epoch = 5
+    budget = TrainingBudget(10, 25)
