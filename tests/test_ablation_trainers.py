@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from plans_support import minimal_plans
 from nnunet_rdvit import cli
 from nnunet_rdvit.ablation_names import ABLATIONS, FULL_MODEL
 from nnunet_rdvit.experiments.ablation import REFERENCE_CHANGE, ablation_rows
@@ -39,17 +40,7 @@ def test_every_ablation_has_a_trainer_and_a_description() -> None:
 def _tiny_plans() -> dict:
     from nnunet_rdvit.training.token_grid import fit_plans_to_tokens
 
-    plans = {
-        "dataset_name": "Dataset001_X", "plans_name": "nnUNetPlans", "original_median_spacing_after_transp": [1, 1],
-        "original_median_shape_after_transp": [32, 32], "image_reader_writer": "SimpleITKIO",
-        "transpose_forward": [0, 1], "transpose_backward": [0, 1],
-        "configurations": {"2d": {"data_identifier": "x", "preprocessor_name": "DefaultPreprocessor",
-                                  "patch_size": [32, 32], "spacing": [1.0, 1.0], "batch_size": 2,
-                                  "architecture": {"network_class_name": "unused", "arch_kwargs": {},
-                                                   "_kw_requires_import": []}}},
-        "experiment_planner_used": "ExperimentPlanner", "label_manager": "LabelManager",
-        "foreground_intensity_properties_per_channel": {},
-    }
+    plans = minimal_plans([32, 32])
     fit_plans_to_tokens(plans, "2d", None)
     return plans
 

@@ -7,6 +7,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import nnunet_rdvit.networks.block as block_module
+from plans_support import minimal_plans
 from nnunet_rdvit.networks import RDViT
 from nnunet_rdvit.networks.block import TransformerBlock, make_feedforward
 
@@ -114,13 +115,7 @@ def test_nnunet_predictor_runs_the_sparse_path(monkeypatch: pytest.MonkeyPatch) 
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     patch, _ = SETTINGS["3d"]
-    plans = {"dataset_name": "Dataset999_Sparse", "plans_name": "p", "original_median_spacing_after_transp": [1, 1, 1],
-             "original_median_shape_after_transp": [4, 16, 16], "image_reader_writer": "SimpleITKIO",
-             "transpose_forward": [0, 1, 2], "transpose_backward": [0, 1, 2],
-             "configurations": {"3d_fullres": {"data_identifier": "d", "preprocessor_name": "DefaultPreprocessor",
-                                               "batch_size": 2, "patch_size": list(patch), "spacing": [1, 1, 1],
-                                               "normalization_schemes": ["ZScoreNormalization"],
-                                               "use_mask_for_norm": [False], "architecture": {}}}}
+    plans = minimal_plans(list(patch), "3d_fullres", "Dataset999_Sparse", architecture={})
     dataset_json = {"channel_names": {"0": "MRI"}, "labels": {"background": 0, "a": 1, "b": 2, "c": 3},
                     "numTraining": 1, "file_ending": ".nii.gz"}
     plans_manager = PlansManager(plans)

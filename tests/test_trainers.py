@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from plans_support import minimal_plans
 from nnunet_rdvit.networks.aux_outputs import AuxOutputs
 from nnunet_rdvit.training import RDViTTrainer, RDViTTrainer_MoE, ViTTrainer
 from nnunet_rdvit.training.aux_loss import AuxiliaryLoss
@@ -23,20 +24,9 @@ def test_default_token_size_reproduces_the_paper_on_acdc_plans() -> None:
 
 
 def _plans(patch: list[int]) -> dict:
-    return {
-        "dataset_name": "Dataset001_X", "plans_name": "nnUNetPlans", "original_median_spacing_after_transp": [1, 1],
-        "original_median_shape_after_transp": patch, "image_reader_writer": "SimpleITKIO",
-        "transpose_forward": [0, 1], "transpose_backward": [0, 1],
-        "configurations": {
-            "2d": {"data_identifier": "x", "preprocessor_name": "DefaultPreprocessor", "patch_size": patch,
-                   "spacing": [1.0, 1.0], "batch_size": 2,
-                   "architecture": {"network_class_name": "dynamic_network_architectures.architectures.unet."
-                                                          "PlainConvUNet", "arch_kwargs": {}, "_kw_requires_import": []}},
-            "2d_child": {"inherits_from": "2d"},
-        },
-        "experiment_planner_used": "ExperimentPlanner", "label_manager": "LabelManager",
-        "foreground_intensity_properties_per_channel": {},
-    }
+    plans = minimal_plans(patch)
+    plans["configurations"]["2d_child"] = {"inherits_from": "2d"}
+    return plans
 
 
 def test_patch_is_rounded_up_to_whole_tokens_in_the_plans() -> None:
