@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Union
 
 from nnunet_rdvit.commands.argument_types import fold, non_negative_int, tile_step
 
+# A parser or one of its argument groups (which --help shows under a heading).
+Arguments = Union[argparse.ArgumentParser, argparse._ArgumentGroup]
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_CHECKPOINT = "checkpoint_final.pth"
 MODEL_FOLDER = "MODEL_DIR"
@@ -22,30 +24,30 @@ OUTPUT_FOLDER = "OUTDIR"
 MIRRORING_COST = "at 4× (2d) / 8× (3d) the inference time"
 
 
-def add_dataset(parser: argparse.ArgumentParser) -> None:
+def add_dataset(parser: Arguments) -> None:
     """``-d/--dataset``: nnU-Net's dataset, by id or name."""
     parser.add_argument("-d", "--dataset", required=True, help="dataset id or name, e.g. 27 or Dataset027_ACDC")
 
 
-def add_plans(parser: argparse.ArgumentParser) -> None:
+def add_plans(parser: Arguments) -> None:
     """``-p/--plans``: nnU-Net's plans identifier."""
     parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
 
 
-def add_model_folder(parser: argparse.ArgumentParser) -> None:
+def add_model_folder(parser: Arguments) -> None:
     """``-m/--model MODEL_DIR``: a trained nnU-Net model folder (nnU-Net's ``-m`` of predict_from_modelfolder)."""
     parser.add_argument("-m", "--model", required=True, type=Path, metavar=MODEL_FOLDER,
                         help="trained model folder, nnUNet_results/DatasetXXX/TRAINER__PLANS__CONFIGURATION")
 
 
-def add_checkpoint_name(parser: argparse.ArgumentParser) -> None:
+def add_checkpoint_name(parser: Arguments) -> None:
     """``-chk NAME``: which checkpoint file of each fold folder to load (nnU-Net's ``-chk``)."""
     parser.add_argument("-chk", dest="checkpoint", default=DEFAULT_CHECKPOINT, metavar="NAME",
                         help=f"checkpoint file name inside each fold_N (default: {DEFAULT_CHECKPOINT}; e.g. "
                              "checkpoint_best.pth)")
 
 
-def add_folds(parser: argparse.ArgumentParser, *, several: bool, trained: bool, default: object,
+def add_folds(parser: Arguments, *, several: bool, trained: bool, default: object,
               role: str) -> None:
     """``-f/--folds FOLD …`` (``several``) or ``-f/--fold FOLD``: folds of nnU-Net's split. A ``trained`` model
     folder also has fold ``all``; a fold to train is a number of splits_final.json."""
@@ -56,20 +58,20 @@ def add_folds(parser: argparse.ArgumentParser, *, several: bool, trained: bool, 
                         help=f"{'folds' if several else 'fold'} of nnU-Net's split, {values}: {role}")
 
 
-def add_step_size(parser: argparse.ArgumentParser) -> None:
+def add_step_size(parser: Arguments) -> None:
     """``-step_size S``: nnU-Net's sliding-window step."""
     parser.add_argument("-step_size", dest="step_size", type=tile_step, default=0.5, metavar="S",
                         help="sliding-window step as a fraction of the patch, 0.1 to 1 (default: 0.5, nnU-Net's)")
 
 
-def add_disable_tta(parser: argparse.ArgumentParser) -> None:
+def add_disable_tta(parser: Arguments) -> None:
     """``--disable_tta``: nnU-Net's switch for test-time mirroring, which is on unless given."""
     parser.add_argument("--disable_tta", dest="mirroring", action="store_false",
                         help=f"no test-time mirroring (nnU-Net mirrors by default, along the axes the trainer "
                              f"allows, {MIRRORING_COST})")
 
 
-def add_enable_tta(parser: argparse.ArgumentParser) -> None:
+def add_enable_tta(parser: Arguments) -> None:
     """``--enable_tta``: test-time mirroring for a command that predicts without it unless asked (``analyze``,
     whose sweep predicts every case many times)."""
     parser.add_argument("--enable_tta", dest="mirroring", action="store_true",
@@ -77,20 +79,20 @@ def add_enable_tta(parser: argparse.ArgumentParser) -> None:
                              f"the sweep predicts every case many times, each {MIRRORING_COST})")
 
 
-def add_device(parser: argparse.ArgumentParser) -> None:
+def add_device(parser: Arguments) -> None:
     """``-device auto|cpu|cuda`` (nnU-Net's ``-device``, plus ``auto``)."""
     parser.add_argument("-device", dest="device", choices=DEVICES, default="auto",
                         help="auto (default) uses CUDA when torch sees a GPU, else the CPU")
 
 
-def add_output_folder(parser: argparse.ArgumentParser, contents: str, *, required: bool = False,
+def add_output_folder(parser: Arguments, contents: str, *, required: bool = False,
                       default: object = None, kind: Callable[[str], Path] = Path) -> None:
     """``-o/--output OUTDIR``; ``contents`` says what goes there (and the default)."""
     parser.add_argument("-o", "--output", required=required, type=kind, default=default, metavar=OUTPUT_FOLDER,
                         help=f"output folder: {contents}")
 
 
-def add_disable_progress_bar(parser: argparse.ArgumentParser) -> None:
+def add_disable_progress_bar(parser: Arguments) -> None:
     """``--disable_progress_bar`` (nnU-Net's spelling); the value is ``args.progress``."""
     parser.add_argument("--disable_progress_bar", dest="progress", action="store_false",
                         help="no progress bars (nor the per-epoch lines of training)")
