@@ -1,6 +1,6 @@
 """RD-ViT (dense and sparse ACT), RD-ViT+MoE, the ViT baseline and nnU-Net's default U-Net on ACDC plans.
 
-    python benchmarks/bench_models.py [--quick] [--plans nnUNetPlans.json] [--repeats N]
+    python benchmarks/bench_models.py [--quick] [--plans-json nnUNetPlans.json] [--repeats N]
 
 Per configuration (2d, 3d_fullres): parameters, FLOPs per patch, training-step time, inference time per
 patch and per ACDC-sized volume through nnU-Net's predictor, and peak memory, with ratios to the U-Net
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from nnunet_rdvit.commands.argument_types import existing_file, positive_int
 from nnunet_rdvit.flops import count_flops
 from nnunet_rdvit.networks import RDViT
 
@@ -217,14 +218,21 @@ def run(quick: bool = False, plans: Path | None = None, repeats: int | None = No
     return results
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The options of bench_models, bench_scaling and run_all."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny patches, one repetition: a smoke test")
-    parser.add_argument("--plans", type=Path, help="a real nnUNetPlans.json (default: ACDC's, built in)")
-    parser.add_argument("--repeats", type=int, help="least timed repetitions per measurement (default 3, quick 1)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core); on a "
-                        "machine shared with other jobs, 1 thread gives far steadier timings")
-    args = parser.parse_args(argv)
+    parser.add_argument("--plans-json", type=existing_file, metavar="FILE",
+                        help="a real nnUNetPlans.json (default: ACDC's, built in)")
+    parser.add_argument("--repeats", type=positive_int,
+                        help="least timed repetitions per measurement (default 3, quick 1)")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's, one per core); "
+                        "on a machine shared with other jobs, 1 thread gives far steadier timings")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     return args
@@ -232,4 +240,4 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     args = parse_args()
-    run(args.quick, args.plans, args.repeats)
+    run(args.quick, args.plans_json, args.repeats)

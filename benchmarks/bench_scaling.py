@@ -1,6 +1,6 @@
 """How RD-ViT's cost grows with loops and tokens, what per-loop checkpointing trades, what sparse ACT saves.
 
-    python benchmarks/bench_scaling.py [--quick] [--plans nnUNetPlans.json] [--repeats N]
+    python benchmarks/bench_scaling.py [--quick] [--plans-json nnUNetPlans.json] [--repeats N]
 
 All on the 3d_fullres configuration of the ACDC plans (its token size), at batch 1, with the light head
 (1×1 projection + interpolation) so that the transformer — what loops, tokens and checkpointing change —
@@ -228,4 +228,4 @@ if __name__ == "__main__":
     from bench_models import parse_args
 
     args = parse_args()
-    run(args.quick, args.plans, args.repeats)
+    run(args.quick, args.plans_json, args.repeats)

@@ -42,6 +42,7 @@ from nnunet_rdvit.classification.flops import count_parameters, flops_per_image
 from nnunet_rdvit.classification.objective import ClassificationObjective
 from nnunet_rdvit.classification.raptor import RaptorDistillation
 from nnunet_rdvit.classification.train import TrainSettings, fit, seed_everything
+from nnunet_rdvit.commands.argument_types import positive_int
 
 GEOMETRY = dict(img_size=8, patch_size=2, in_chans=1, num_classes=10, embed_dim=32, num_heads=4)
 DEPTH = 6
@@ -131,12 +132,16 @@ def print_tables(runs: list[dict[str, dict]], loops: list[int], settings: TrainS
                 f"{statistics.mean(run[name]['sweep'][n] for run in runs):8.2f}" for n in loops))
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--processes", type=int, help="seeds trained in parallel (default: all of them)")
-    args = parser.parse_args()
+    parser.add_argument("--seeds", type=positive_int, default=3, help="seeds 0 … N-1 (default: 3)")
+    parser.add_argument("--epochs", type=positive_int, default=30, help="epochs per model (default: 30)")
+    parser.add_argument("--processes", type=positive_int, help="seeds trained in parallel (default: all of them)")
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     settings = TrainSettings(epochs=args.epochs, batch_size=128, lr=6e-3, min_lr=1e-5, warmup_epochs=1,
                              workers=0, progress=False, augmentation=Augmentation(auto_augment=None))
     loops = [1, 2, 3, 4, 6, 9, 12]

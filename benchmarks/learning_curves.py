@@ -2,7 +2,7 @@
 several points of its training, with nnU-Net's own predictor and metric.
 
     python benchmarks/learning_curves.py -d 27 -c 2d -f 0 -tr RDViTTrainer ViTTrainer nnUNetTrainer \\
-        --minutes 30 --snapshot-minutes 5 --batch-size 8 --no-tta --device cpu -o learning_curves/2d_min30
+        --minutes 30 --snapshot-minutes 5 --batch-size 8 --disable_tta -device cpu -o learning_curves/2d_min30
 
 Trains ``<Trainer>_frac<P>_min<M>[_it<I>][_bs<B>][_notta]`` with ``nnUNetv2_train`` (a snapshot checkpoint every
 ``--snapshot-minutes`` of training), then predicts the validation fold with ``nnUNetv2_predict -chk`` for every
@@ -19,8 +19,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from nnunet_rdvit.commands.argument_types import (data_percent, existing_folder, float_in_range, non_negative_int,
-                                                  output_folder, positive_int, training_minutes)
+from nnunet_rdvit.commands import common_arguments as common
+from nnunet_rdvit.commands.argument_types import (data_percent, existing_folder, float_in_range, output_folder,
+                                                  positive_int, training_minutes)
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.fraction_trainer_names import FRACTION_BASES
 
@@ -35,16 +36,16 @@ _snapshot_minutes = float_in_range(0.0, include_minimum=False,
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-d", "--dataset", required=True, help="dataset id or name, e.g. 27 or Dataset027_ACDC")
+    common.add_dataset(parser)
     parser.add_argument("-c", "--configuration", default="2d", help="nnU-Net configuration (default: 2d)")
-    parser.add_argument("-f", "--fold", type=non_negative_int, default=0, help="fold of splits_final.json (default: 0)")
+    common.add_folds(parser, several=False, trained=False, default=0, role="the fold to train (default: 0)")
     parser.add_argument("-tr", "--trainers", nargs="+", default=list(DEFAULT_TRAINERS), metavar="TRAINER",
-                        help=f"base trainers, one curve each (choose from {', '.join(FRACTION_BASES)}; default: "
-                             f"{' '.join(DEFAULT_TRAINERS)})")
-    parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
+                        help=f"base trainers, one curve each, trained one per visible GPU (choose from "
+                             f"{', '.join(FRACTION_BASES)}; default: {' '.join(DEFAULT_TRAINERS)})")
+    common.add_plans(parser)
     parser.add_argument("--fraction", type=data_percent, default=100,
                         help="percentage of the fold's training patients (default: 100)")
-    budget = parser.add_argument_group("training budget (part of the trainer names)")
+    budget = parser.add_argument_group("training budget (part of the trainer names, --disable_tta as _notta)")
     budget.add_argument("--minutes", type=training_minutes, required=True,
                         help="minutes of training per trainer (trainer names _min<M>)")
     budget.add_argument("--snapshot-minutes", type=_snapshot_minutes, default=5.0,
@@ -54,17 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training iterations per epoch instead of 250 (_it<I>): snapshots and the end of "
                              "training fall on epoch boundaries, so shorter epochs place them closer")
     budget.add_argument("--batch-size", type=positive_int, help="batch size instead of the plans' (_bs<B>)")
-    budget.add_argument("--no-tta", action="store_true",
-                        help="predict without test-time mirroring (_notta): 4× (2d) / 8× (3d) cheaper evaluation")
+    common.add_disable_tta(budget)
     parser.add_argument("--test-images", type=existing_folder,
                         help="also score every checkpoint on this labelled test folder (nnU-Net's imagesTs layout)")
     parser.add_argument("--test-labels", type=existing_folder, help="the labels of --test-images (<case>.<ending>)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="auto: cuda if a GPU is visible, else cpu (one training job per visible GPU)")
+    common.add_device(parser)
     parser.add_argument("--dry-run", action="store_true",
                         help="print the nnUNetv2_train commands still to run and exit")
-    parser.add_argument("-o", "--output", type=output_folder, default="learning_curves",
-                        help="folder for the table, figure, predictions and logs (default: ./learning_curves)")
+    common.add_output_folder(parser, "the table, figure, predictions and logs (default: ./learning_curves)",
+                             default="learning_curves", kind=output_folder)
     return parser
 
 
@@ -84,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = resolve_dataset(args.dataset, preprocessed)
     grid = learning_curve_grid(dataset, args.trainers, args.configuration, args.fold, args.fraction,
                                TimeBudget(args.minutes, args.iterations, args.batch_size), args.plans,
-                               test_time_mirroring=not args.no_tta)
+                               test_time_mirroring=args.mirroring)
     n_folds = check_preprocessed(preprocessed / dataset, args.plans, grid.configurations)
     if args.fold >= n_folds:
         raise UserError(f"fold {args.fold} is not in the split of {dataset} ({n_folds} folds: 0..{n_folds - 1})")

@@ -5,8 +5,8 @@ the plans' batch size. Each trainer is wrapped in a subclass (written to a tempo
 ``nnUNet_extTrainer`` folder) that runs one short epoch and prints the wall time of every ``train_step``;
 the first iteration is reported separately as warm-up.
 
-    python benchmarks/nnunet_iteration_time.py 27 2d --iterations 4 \\
-        --trainers nnUNetTrainer RDViTTrainer RDViTTrainer_MoE ViTTrainer
+    python benchmarks/nnunet_iteration_time.py -d 27 -c 2d --iterations 4 \\
+        -tr nnUNetTrainer RDViTTrainer RDViTTrainer_MoE ViTTrainer -device cpu
 
 Needs nnUNet_preprocessed / nnUNet_results for a planned and preprocessed dataset.
 """
@@ -20,7 +20,12 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from nnunet_rdvit.commands import common_arguments as common
+from nnunet_rdvit.commands.argument_types import positive_int
+from nnunet_rdvit.experiments.runner import resolve_devices
 from nnunet_rdvit.stock_commands import run_stock_command
+
+DEFAULT_TRAINERS = ("nnUNetTrainer", "RDViTTrainer", "ViTTrainer")
 
 WRAPPER = '''
 import time
@@ -49,14 +54,21 @@ class {base}_timed(_Base):
 '''
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dataset")
-    parser.add_argument("configuration")
-    parser.add_argument("--trainers", nargs="+", default=["nnUNetTrainer", "RDViTTrainer", "ViTTrainer"])
-    parser.add_argument("--iterations", type=int, default=4)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    common.add_dataset(parser)
+    parser.add_argument("-c", "--configuration", required=True, help="nnU-Net configuration, e.g. 2d")
+    parser.add_argument("-tr", "--trainers", nargs="+", default=list(DEFAULT_TRAINERS), metavar="TRAINER",
+                        help=f"trainers to time, fold 0 (default: {' '.join(DEFAULT_TRAINERS)})")
+    parser.add_argument("--iterations", type=positive_int, default=4,
+                        help="training iterations to time, the first reported as warm-up (default: 4)")
+    common.add_device(parser)
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    device = resolve_devices(args.device, "auto")[0]  # auto: cuda when a GPU is visible
 
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -67,14 +79,14 @@ def main() -> None:
             log = Path(folder, f"{base}.log")
             print(f"timing {base} ({args.iterations} iterations) ...", flush=True)
             run_stock_command("nnUNetv2_train", [args.dataset, args.configuration, "0", "-tr", f"{base}_timed",
-                                                 "-device", args.device, "--disable_checkpointing"],
+                                                 "-device", device, "--disable_checkpointing"],
                               env, log, echo=False)
             steps = [(float(t), int(b)) for t, b in re.findall(r"TIMED_STEP ([\d.]+) batch=(\d+)", log.read_text())]
             timed = [t for t, _ in steps[1:]] or [steps[0][0]]
             rows.append((base, steps[0][1], steps[0][0], statistics.median(timed)))
 
     reference = rows[0][3]
-    print(f"\nseconds per training iteration, {args.configuration}, device {args.device} "
+    print(f"\nseconds per training iteration, {args.configuration}, device {device} "
           f"(median of iterations 2..{args.iterations}; first iteration shown separately)")
     print(f"{'trainer':<22} {'batch':>5} {'first':>8} {'median':>8} {'vs ' + rows[0][0]:>20}")
     for name, batch, first, median in rows:

@@ -1,6 +1,6 @@
 """All benchmarks in one run, then the performance targets of issue #6 checked against what was measured.
 
-    python benchmarks/run_all.py [--quick] [--plans nnUNetPlans.json] [--repeats N]
+    python benchmarks/run_all.py [--quick] [--plans-json nnUNetPlans.json] [--repeats N]
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Machine: {machine()}  ")
     print(f"Load average at start (other jobs on the machine): {os.getloadavg()[0]:.1f}  ")
     print(f"Command: python benchmarks/run_all.py {' '.join(argv if argv is not None else sys.argv[1:])}\n")
-    models = bench_models.run(args.quick, args.plans, args.repeats)
-    scaling = bench_scaling.run(args.quick, args.plans, args.repeats)
+    models = bench_models.run(args.quick, args.plans_json, args.repeats)
+    scaling = bench_scaling.run(args.quick, args.plans_json, args.repeats)
     print(targets(models, scaling))
     print(f"Total wall time: {time.perf_counter() - started:.0f} s; load average at the end: "
           f"{os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[2]:.1f} (15 min)")

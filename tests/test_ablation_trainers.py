@@ -217,7 +217,7 @@ def preprocessed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_ablation_flag_runs_the_full_model_and_every_ablation(preprocessed, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["experiment", "run", "-d", "997", "--ablation", "-f", "1", "--epochs", "2", "--iterations", "3",
-            "--device", "cpu", "--dry-run"]
+            "-device", "cpu", "--dry-run"]
     assert cli.main(argv) == 0
     trainers = [line.split(" -tr ")[1].split()[0] for line in capsys.readouterr().out.splitlines()]
     assert trainers == [f"{name}_frac100_ep2_it3" for name in (FULL_MODEL, *ABLATIONS)]

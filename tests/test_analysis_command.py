@@ -1,4 +1,4 @@
-"""``nnunet-rdvit analyze MODEL_DIR`` end to end on tiny trained models, and its bad inputs."""
+"""``nnunet-rdvit analyze -m MODEL_DIR`` end to end on tiny trained models, and its bad inputs."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def nnunet_env(tiny_workspace, monkeypatch: pytest.MonkeyPatch):
 
 def test_analyze_validation_cases_of_an_act_model(nnunet_env, tiny_trained_model, tmp_path, capsys) -> None:
     out = tmp_path / "report"
-    code, stdout, _ = run_cli(capsys, "analyze", tiny_trained_model, "--loops", "1", "2", "3", "4", "--max-cases",
-                              "2", "--device", "cpu", "-o", out)
+    code, stdout, _ = run_cli(capsys, "analyze", "-m", tiny_trained_model, "--loops", "1", "2", "3", "4",
+                              "--max-cases", "2", "-device", "cpu", "-o", out)
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     assert set(report["files"]) == {"report.json", "report.md", "depth_extrapolation.png", "halting.png",
@@ -71,9 +71,10 @@ def test_analyze_moe_model_on_a_labelled_folder_writes_into_the_fold(nnunet_env,
     model = tmp_path / nnunet_env.dataset / tiny_moe_model.name
     shutil.copytree(tiny_moe_model, model)  # the default report folder lies inside the model folder
     raw = nnunet_env.raw / nnunet_env.dataset
-    code, stdout, _ = run_cli(capsys, "analyze", model, "--images", raw / "imagesTr", "--labels", raw / "labelsTr",
+    code, stdout, _ = run_cli(capsys, "analyze", "-m", model, "--images", raw / "imagesTr", "--labels",
+                              raw / "labelsTr",
                               "--max-cases", "1", "--loops", "3", "--no-act-off", "--permutations", "20",
-                              "--device", "cpu")
+                              "-device", "cpu")
     assert code == 0
     out = model / "fold_0" / "analysis"
     report = json.loads((out / "report.json").read_text())
@@ -135,7 +136,7 @@ def _labelled_folder_with_a_truncated_image(tiny_workspace, tmp: Path) -> list[s
     ("too many loops", "--loops 100000000: at most 30 loops (10 × the trained T = 3); each loop count is a full "
                        "sliding-window prediction of every case"),
     ("too many permutations", "argument --permutations: expected an integer from 0 to 100000"),
-    ("tile step too small", "argument --step-size: a tile step of 0.001 is below 0.1"),
+    ("tile step too small", "argument -step_size: a tile step of 0.001 is below 0.1"),
     ("truncated image", "case patient001_frame01: patient001_frame01_0000.nii.gz is truncated (the gzip stream ends "
                         "early); copy or export the file again ({tmp}/images/patient001_frame01_0000.nii.gz)"),
     ("images folder is a file", "--images folder {tmp}/images/patient001_frame01_0000.nii.gz is a file, not a folder; "
@@ -153,7 +154,7 @@ def test_bad_inputs_exit_2_with_one_clear_line(case, message, nnunet_env, tiny_t
             "loops below one": [tiny_trained_model, "--loops", "0"],
             "too many loops": [tiny_trained_model, "--loops", "3", "100000000"],
             "too many permutations": [tiny_trained_model, "--permutations", "1000000000"],
-            "tile step too small": [tiny_trained_model, "--step-size", "0.001"],
+            "tile step too small": [tiny_trained_model, "-step_size", "0.001"],
             "truncated image": lambda: [tiny_trained_model,
                                         *_labelled_folder_with_a_truncated_image(nnunet_env, tmp_path)],
             "images folder is a file": lambda: [tiny_trained_model, "--images",
@@ -165,10 +166,10 @@ def test_bad_inputs_exit_2_with_one_clear_line(case, message, nnunet_env, tiny_t
         monkeypatch.delenv("nnUNet_preprocessed")
     if case in ("loops below one", "too many permutations", "tile step too small"):  # argparse's own error
         with pytest.raises(SystemExit) as exit_info:
-            run_cli(capsys, "analyze", *args, "-o", out)
+            run_cli(capsys, "analyze", "-m", *args, "-o", out)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
         return
-    code, _, err = run_cli(capsys, "analyze", *args, "--device", "cpu", "-o", out)
+    code, _, err = run_cli(capsys, "analyze", "-m", *args, "-device", "cpu", "-o", out)
     assert code == 2 and err.startswith("nnunet-rdvit analyze: error: ") and len(err.strip().splitlines()) == 1
     assert message.format(tmp=tmp_path) in err
     assert not out.exists()
@@ -192,7 +193,8 @@ def test_output_folder_that_cannot_or_must_not_be_written(where, nnunet_env, tin
                                      "/proc/nnunet-rdvit-test-report ("),
     }[where]
     before = sorted(p.name for p in (tmp_path / "images").iterdir())
-    code, _, err = run_cli(capsys, "analyze", tiny_trained_model, *cases, "--loops", "3", "--device", "cpu", "-o", out)
+    code, _, err = run_cli(capsys, "analyze", "-m", tiny_trained_model, *cases, "--loops", "3", "-device", "cpu",
+                           "-o", out)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert err.startswith(f"nnunet-rdvit analyze: error: {message}")
     assert not out.exists() and sorted(p.name for p in (tmp_path / "images").iterdir()) == before

@@ -26,8 +26,8 @@ from nnunet_rdvit.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY_ARGS = ["--model-arg", "img_size=32", "--model-arg", "patch_size=8", "--model-arg", "embed_dim=32",
-             "--model-arg", "num_heads=2"]
+TINY_ARGS = ["--arch-arg", "img_size=32", "--arch-arg", "patch_size=8", "--arch-arg", "embed_dim=32",
+             "--arch-arg", "num_heads=2"]
 COLOURS = {"blue": (40, 40, 200), "green": (40, 200, 40), "red": (200, 40, 40)}
 
 
@@ -189,10 +189,10 @@ def test_bad_input_is_a_clear_error_with_exit_code_2(case: str, message: str, im
     elif case == "unknown_model":
         model = "bvit_tiny"
     elif case == "bad_model_arg":
-        extra = ["--model-arg", "width=3"]
+        extra = ["--arch-arg", "width=3"]
     elif case == "edge_with_mixup":
         model, extra = "edge_recvit_tiny_patch16_224", ["--mixup", "0.8"]
-    code = main(["classify", "train", "--data", str(data), "-o", str(tmp_path / "out"), "--model", model,
+    code = main(["classify", "train", "--data", str(data), "-o", str(tmp_path / "out"), "--arch", model,
                  "--epochs", "1", "--workers", "0", *TINY_ARGS, *extra])
     assert code == 2
     assert message in capsys.readouterr().err

@@ -20,9 +20,9 @@ from nnunet_rdvit.cli import main
 
 PROC = Path("/proc/self")  # a folder no one can create sub-folders in, not even root
 needs_proc = pytest.mark.skipif(not PROC.is_dir(), reason="needs Linux's /proc")
-TINY_VIT = ["--model", "vit_baseline_tiny_patch16_224", "--model-arg", "img_size=32", "--model-arg", "patch_size=8",
-            "--model-arg", "embed_dim=32", "--model-arg", "num_heads=2"]
-RUN = ["--epochs", "1", "--batch-size", "4", "--workers", "0", "--device", "cpu", "--no-progress"]
+TINY_VIT = ["--arch", "vit_baseline_tiny_patch16_224", "--arch-arg", "img_size=32", "--arch-arg", "patch_size=8",
+            "--arch-arg", "embed_dim=32", "--arch-arg", "num_heads=2"]
+RUN = ["--epochs", "1", "--batch-size", "4", "--workers", "0", "-device", "cpu", "--disable_progress_bar"]
 GRID = ["-d", "901", "-tr", "RDViTTrainer", "--fractions", "100", "-f", "0", "--no-hd95"]
 
 
@@ -196,12 +196,12 @@ def test_convert_acdc_needs_a_usable_nnunet_raw(value: str | None, expected: str
                                                 capsys) -> None:
     if value is not None:
         monkeypatch.setenv("nnUNet_raw", value.format(file=_a_file()))
-    fails(capsys, ["convert-acdc", acdc, "--no-progress"], expected)
+    fails(capsys, ["convert-acdc", acdc, "--disable_progress_bar"], expected)
 
 
 def test_convert_acdc_checks_nnunet_preprocessed_before_writing_anything(acdc: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("nnUNet_preprocessed", str(_a_file()))
-    fails(capsys, ["convert-acdc", acdc, "--nnunet-raw", "raw", "--no-progress"],
+    fails(capsys, ["convert-acdc", acdc, "--nnunet-raw", "raw", "--disable_progress_bar"],
           "nnUNet_preprocessed", "a_file is a file, not a folder")
     assert not Path("raw").exists()
 
@@ -210,7 +210,7 @@ def test_convert_acdc_checks_nnunet_preprocessed_before_writing_anything(acdc: P
 def test_convert_acdc_names_a_subset_entry_that_is_not_a_folder(subset: str, acdc: Path, capsys) -> None:
     shutil.rmtree(acdc / subset, ignore_errors=True)
     (acdc / subset).write_text("x")  # a testing/ file would otherwise be skipped without a word
-    fails(capsys, ["convert-acdc", acdc, "--nnunet-raw", "raw", "--no-progress"],
+    fails(capsys, ["convert-acdc", acdc, "--nnunet-raw", "raw", "--disable_progress_bar"],
           f"acdc/{subset} is a file; the ACDC {subset}/ entry must be a folder")
 
 
@@ -223,7 +223,7 @@ def test_convert_acdc_names_patient_files_of_the_wrong_kind(entry: str, expected
     target = acdc / "training" / "patient001" / entry
     target.unlink()
     target.mkdir()
-    assert main(["convert-acdc", str(acdc), "--nnunet-raw", "raw", "--no-progress"]) == 2
+    assert main(["convert-acdc", str(acdc), "--nnunet-raw", "raw", "--disable_progress_bar"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("nnunet-rdvit convert-acdc: error: ") and "Traceback" not in err
     assert expected in err and "is missing" not in err
@@ -235,7 +235,7 @@ def test_convert_acdc_names_patient_files_of_the_wrong_kind(entry: str, expected
 @pytest.mark.parametrize("setting, expected", [
     ({"-tr": "NoSuchTrainer"}, "nnU-Net finds no trainer named 'NoSuchTrainer'"),
     ({"nnUNet_n_proc_DA": "four"}, "nnUNet_n_proc_DA='four' is not a whole number"),
-    ({"--device": "cuda"}, "torch sees no CUDA GPU"),
+    ({"-device": "cuda"}, "torch sees no CUDA GPU"),
 ])
 def test_demo_refuses_before_generating_data(setting: dict[str, str], expected: str, monkeypatch, capsys) -> None:
     argv = ["demo", "-o", "demo_out"]
@@ -263,7 +263,7 @@ def test_demo_plans_with_one_worker_when_training_uses_none(monkeypatch, capsys)
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
     monkeypatch.setattr(demo, "run_stock_command", stop_after_planning)
     assert main(["demo", "-o", "demo_out", "--train-patients", "5", "--test-patients", "1", "-tr", "nnUNetTrainer",
-                 "--device", "cpu"]) == 2
+                 "-device", "cpu"]) == 2
     assert "stopped after planning" in capsys.readouterr().err
     assert calls["nnUNetv2_plan_and_preprocess"]["nnUNet_n_proc_DA"] == "1"
 
@@ -319,7 +319,7 @@ def test_run_where_every_job_failed_reports_the_failures_not_an_empty_summary(pr
     from nnunet_rdvit.experiments import runner
 
     monkeypatch.setattr(runner, "run_jobs", lambda grid, planned, *rest: [(job.job, "exit code 1") for job in planned])
-    assert main(["experiment", "run", *GRID, "--device", "cpu", "-o", "report"]) == 2
+    assert main(["experiment", "run", *GRID, "-device", "cpu", "-o", "report"]) == 2
     err = capsys.readouterr().err
     assert "1 of 1 job(s) failed: RDViTTrainer_frac100 2d fold 0 (exit code 1)" in err and "none of" not in err
     assert not any(Path("report").iterdir())  # created before training (for the logs); no tables written
@@ -357,18 +357,18 @@ def test_classify_output_inside_the_dataset_is_refused(action: str, images: Path
     if action == "train":
         argv = ["classify", "train", "--data", images, "-o", images / "train" / "run", *TINY_VIT, *RUN]
     else:
-        argv = ["classify", "eval", "--checkpoint", checkpoint, "--data", images, "-o", images / "val", "--device",
+        argv = ["classify", "eval", "--checkpoint", checkpoint, "--data", images, "-o", images / "val", "-device",
                 "cpu", "--workers", "0"]
     fails(capsys, argv, "is inside the input folder", "pass a -o/--output folder outside every input")
 
 
 def test_classify_eval_refuses_a_split_that_is_not_a_folder_name(images: Path, checkpoint: Path, capsys) -> None:
     fails(capsys, ["classify", "eval", "--checkpoint", checkpoint, "--data", images / "train", "--split", "../val",
-                   "--device", "cpu"], "--split '../val' is not a folder name")
+                   "-device", "cpu"], "--split '../val' is not a folder name")
 
 
 def test_classify_eval_refuses_loops_for_a_model_without_recurrence(images: Path, checkpoint: Path, capsys) -> None:
-    fails(capsys, ["classify", "eval", "--checkpoint", checkpoint, "--data", images, "--loops", "2", "--device", "cpu",
+    fails(capsys, ["classify", "eval", "--checkpoint", checkpoint, "--data", images, "--loops", "2", "-device", "cpu",
                    "--workers", "0"], "is not a recurrent model", "drop --loops")
 
 

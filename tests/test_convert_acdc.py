@@ -375,7 +375,8 @@ def cli_main(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], int]:
 
 def test_cli(source: Path, tmp_path: Path, cli_main: Callable[[list[str]], int],
              capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["convert-acdc", str(source), "--nnunet-raw", str(tmp_path / "raw"), "--dataset-id", "8", "--no-progress"]
+    argv = ["convert-acdc", str(source), "--nnunet-raw", str(tmp_path / "raw"), "--dataset-id", "8",
+            "--disable_progress_bar"]
     assert cli_main(argv) == 0
     out = capsys.readouterr().out
     assert "Dataset008_ACDC written" in out and f"{2 * N_PATIENTS} cases from {N_PATIENTS} patients" in out

@@ -16,7 +16,7 @@ def test_demo_runs_the_whole_pipeline(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("nnUNet_extTrainer", str(EXT_TRAINERS))  # a tiny budget instead of RDViTTrainer_demo
     out = tmp_path / "demo"
     code = main(["demo", "-o", str(out), "--train-patients", "5", "--test-patients", "1",
-                 "-tr", "RDViTTrainer_tiny", "--device", "cpu"])
+                 "-tr", "RDViTTrainer_tiny", "-device", "cpu"])
     printed = capsys.readouterr().out
     assert code == 0
     for stage in ("[1/6]", "[3/6]", "[4/6]", "[6/6]"):

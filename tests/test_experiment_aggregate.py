@@ -207,5 +207,5 @@ def test_aggregate_command(fabricated, tmp_path: Path, monkeypatch: pytest.Monke
     assert cli.main([*argv[:-2], "--compare", "ViTTrainer:nnUNetTrainer"]) == 2
     assert "not among the grid's trainers" in capsys.readouterr().err
     monkeypatch.setenv("nnUNet_raw", str(tmp_path))
-    assert cli.main([*argv, "--test", "--device", "cpu"]) == 2
+    assert cli.main([*argv, "--test", "-device", "cpu"]) == 2
     assert f"test-set evaluation needs test images in {tmp_path / DATASET / 'imagesTs'}" in capsys.readouterr().err

@@ -68,7 +68,7 @@ def test_job_states(tmp_path: Path) -> None:
 def test_dry_run_prints_one_command_per_unfinished_job(folders, capsys: pytest.CaptureFixture[str]) -> None:
     _finish(_fold_dir(folders["results"], "RDViTTrainer_frac10_ep2_it5", 0))
     (_fold_dir(folders["results"], "nnUNetTrainer_frac100_ep2_it5", 1) / "checkpoint_latest.pth").write_bytes(b"")
-    assert cli.main(["experiment", "run", *GRID_ARGS, "--device", "cpu", "--dry-run"]) == 0
+    assert cli.main(["experiment", "run", *GRID_ARGS, "-device", "cpu", "--dry-run"]) == 0
     captured = capsys.readouterr()
     env = "nnUNet_def_n_proc=1 nnUNet_compile=f nnUNet_n_proc_DA=0 nnUNetv2_train Dataset998_Grid 2d"
     assert captured.out.splitlines() == [
@@ -85,7 +85,8 @@ def test_dry_run_prints_one_command_per_unfinished_job(folders, capsys: pytest.C
 
 def test_dry_run_spreads_jobs_over_gpus(folders, capsys: pytest.CaptureFixture[str],
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    argv = ["experiment", "run", *GRID_ARGS[:-4], "-c", "2d", "3d_lowres", "--no-tta", "-p", "nnUNetPlans", "--dry-run"]
+    argv = ["experiment", "run", *GRID_ARGS[:-4], "-c", "2d", "3d_lowres", "--disable_tta", "-p", "nnUNetPlans",
+            "--dry-run"]
     assert cli.main([*argv, "--gpus", "0,3"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 16
@@ -95,7 +96,7 @@ def test_dry_run_spreads_jobs_over_gpus(folders, capsys: pytest.CaptureFixture[s
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")  # auto: what this process may see
     assert cli.main(argv) == 0
     assert {line.split()[0] for line in capsys.readouterr().out.splitlines()} == {"CUDA_VISIBLE_DEVICES=5"}
-    assert cli.main([*argv, "--device", "cuda", "--gpus", "none"]) == 0  # for a scheduler that assigns GPUs
+    assert cli.main([*argv, "-device", "cuda", "--gpus", "none"]) == 0  # for a scheduler that assigns GPUs
     assert capsys.readouterr().out.splitlines()[0].startswith("nnUNetv2_train Dataset998_Grid 2d 0 ")
 
 
@@ -167,7 +168,7 @@ def test_bad_minutes_are_rejected_by_the_parser(folders, capsys: pytest.CaptureF
 
 def test_dry_run_with_a_time_budget_names_the_time_budget_trainers(folders, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["experiment", "run", "-d", "998", "-tr", "RDViTTrainer", "nnUNetTrainer", "--fractions", "100", "-f", "0",
-            "--minutes", "30", "--batch-size", "8", "--no-tta", "--device", "cpu", "--dry-run"]
+            "--minutes", "30", "--batch-size", "8", "--disable_tta", "-device", "cpu", "--dry-run"]
     assert cli.main(argv) == 0
     captured = capsys.readouterr()
     assert [line.split(" -tr ")[1] for line in captured.out.splitlines()] == [
@@ -228,8 +229,8 @@ def test_tiny_grid_end_to_end(tiny_workspace, tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(cli, "COMMANDS", ("experiment",))
     out = tmp_path / "experiment"
     grid_args = ["-d", str(tiny_workspace.dataset_id), "-tr", "RDViTTrainer", "nnUNetTrainer", "--fractions", "50",
-                 "-f", "0", "--epochs", "1", "--iterations", "2", "--batch-size", "2", "--no-tta", "--device", "cpu",
-                 "-o", str(out)]
+                 "-f", "0", "--epochs", "1", "--iterations", "2", "--batch-size", "2", "--disable_tta", "-device",
+                 "cpu", "-o", str(out)]
     assert cli.main(["experiment", "run", *grid_args]) == 0
     printed = capsys.readouterr().out
     assert "[2/2] finished nnUNetTrainer_frac50_ep1_it2_bs2_notta 2d fold 0" in printed

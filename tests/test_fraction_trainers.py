@@ -133,7 +133,7 @@ def test_real_acdc_training_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     output = tmp_path / "experiment"
     assert cli.main(["experiment", "run", "-d", "27", "-tr", "RDViTTrainer", "--fractions", "50", "-f", "0",
-                     "--epochs", "1", "--iterations", "2", "--batch-size", "2", "--no-tta", "--device", "cpu",
+                     "--epochs", "1", "--iterations", "2", "--batch-size", "2", "--disable_tta", "-device", "cpu",
                      "-o", str(output), "--no-hd95"]) == 0
     assert "| RDViTTrainer | 50 % | 2d | 1 |" in capsys.readouterr().out
     fold = folders["nnUNet_results"] / "Dataset027_ACDC" / "RDViTTrainer_frac50_ep1_it2_bs2_notta__nnUNetPlans__2d" / \

@@ -116,7 +116,7 @@ def test_predict_then_compare_on_the_synthetic_test_patients(tiny_workspace, tin
                                                              capsys) -> None:
     testing = tiny_workspace.acdc_raw / "testing"
     code, _, _ = run_cli(capsys, "predict", "-i", testing, "-o", tmp_path / "pred", "-m", tiny_trained_model,
-                         "--no-progress", "--no-mirroring")
+                         "--disable_progress_bar", "--disable_tta")
     assert code == 0
     code, stdout, _ = run_cli(capsys, "index-agreement", tmp_path / "pred", testing, "-o", tmp_path / "agree")
     assert code == 0 and "2 patient(s) compared" in stdout

@@ -148,7 +148,7 @@ BAD_VOLUMES: dict[str, tuple[Callable[[Path, np.ndarray], Path], list[str], str 
 
 def expect_refusal(capsys, args: list, message: str | re.Pattern, out: Path, inputs: list[Path]) -> None:
     before = {p: sha256(p) for path in inputs for p in ([path] if path.is_file() else files_under(path))}
-    code, _, err = run_cli(capsys, "predict", *args, "-o", out, "--no-progress")
+    code, _, err = run_cli(capsys, "predict", *args, "-o", out, "--disable_progress_bar")
     last = err.strip().splitlines()[-1]
     assert code == 2
     if isinstance(message, str):
@@ -175,7 +175,7 @@ def test_4d_frame_out_of_range_fails_that_frame_only(tiny_workspace, tiny_traine
     before = sha256(cine)
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, "predict", "-i", cine, "-m", tiny_trained_model, "-o", out, "--ed", 1, "--es", 5,
-                           "--no-progress")
+                           "--disable_progress_bar")
     assert code == 2 and sha256(cine) == before
     assert err.strip().endswith("error: 1 of 2 case(s) failed — cine/cine_frame05: cine.nii.gz has frames 1..2; "
                                 f"frame 5 does not exist; all listed in {out / 'summary.json'}")
@@ -208,7 +208,8 @@ def test_dataset_results_folder_instead_of_model_folder(tiny_workspace, tiny_tra
                                                         capsys) -> None:
     image = tiny_workspace.acdc_raw / "testing" / "patient101" / "patient101_frame01.nii.gz"
     parent = tiny_trained_model.parent
-    code, _, err = run_cli(capsys, "predict", "-i", image, "-m", parent, "-o", tmp_path / "out", "--no-progress")
+    code, _, err = run_cli(capsys, "predict", "-i", image, "-m", parent, "-o", tmp_path / "out",
+                           "--disable_progress_bar")
     assert code == 2
     assert f"{parent} is not a trained nnU-Net model folder: dataset.json is missing (it holds model folders: " in err
     assert f"{tiny_trained_model.name}" in err and "pass one of them)" in err
@@ -219,15 +220,15 @@ def test_model_folder_without_final_checkpoint(tiny_workspace, tiny_trained_mode
     (model / "fold_0" / "checkpoint_latest.pth").write_bytes(b"weights")
     image = tiny_workspace.acdc_raw / "testing" / "patient101" / "patient101_frame01.nii.gz"
     expect_refusal(capsys, ["-i", image, "-m", model], f"no trained fold in {model}: no fold_N/checkpoint_final.pth "
-                   f"(found checkpoint_latest.pth in fold_0: training unfinished? pass --checkpoint "
+                   f"(found checkpoint_latest.pth in fold_0: training unfinished? pass -chk "
                    f"checkpoint_latest.pth to use it)", tmp_path / "out", [image])
-    expect_refusal(capsys, ["-i", image, "-m", tiny_trained_model, "--checkpoint", "checkpoint_bset.pth"],
+    expect_refusal(capsys, ["-i", image, "-m", tiny_trained_model, "-chk", "checkpoint_bset.pth"],
                    f"no trained fold in {tiny_trained_model}: no fold_N/checkpoint_bset.pth (found "
-                   f"checkpoint_best.pth, checkpoint_final.pth in fold_0: pass --checkpoint checkpoint_final.pth "
+                   f"checkpoint_best.pth, checkpoint_final.pth in fold_0: pass -chk checkpoint_final.pth "
                    f"to use it)",
                    tmp_path / "out", [image])
-    expect_refusal(capsys, ["-i", image, "-m", tiny_trained_model, "--checkpoint", "fold_0/checkpoint_final.pth"],
-                   "--checkpoint 'fold_0/checkpoint_final.pth' is not a file name: it names the checkpoint file "
+    expect_refusal(capsys, ["-i", image, "-m", tiny_trained_model, "-chk", "fold_0/checkpoint_final.pth"],
+                   "-chk 'fold_0/checkpoint_final.pth' is not a file name: it names the checkpoint file "
                    "inside each fold_N (e.g. checkpoint_best.pth); pass the model folder with -m", tmp_path / "out",
                    [image])
     expect_refusal(capsys, ["-i", image, "-m", tiny_trained_model, "-f", "0", "0"],
@@ -293,7 +294,8 @@ def test_output_folder_holding_the_inputs(tiny_workspace, tiny_trained_model, tm
     folder = tmp_path / "in"
     image = save_nifti(folder / "case.nii.gz", synthetic_image(tiny_workspace), AFFINE)
     before = sha256(image)
-    code, _, err = run_cli(capsys, "predict", "-i", image, "-m", tiny_trained_model, "-o", folder, "--no-progress")
+    code, _, err = run_cli(capsys, "predict", "-i", image, "-m", tiny_trained_model, "-o", folder,
+                           "--disable_progress_bar")
     assert code == 2 and sha256(image) == before and [p.name for p in folder.iterdir()] == ["case.nii.gz"]
     assert err.strip().endswith(f"the output folder {folder} holds the input case.nii.gz; choose an output folder "
                                 f"without inputs (outputs would sit beside, or replace, the originals)")
@@ -327,7 +329,7 @@ def _patient_copy(patients: Path, root: Path, patient: str = "patient001") -> Pa
 def refused_in_place(capsys, args: list, message: str, inputs: list[Path]) -> None:
     """Like :func:`expect_refusal` for an ``-o`` that is itself an input: its files must stay exactly as they were."""
     before = {p: sha256(p) for path in inputs for p in files_under(path)}
-    code, _, err = run_cli(capsys, "predict", *args, "--no-progress")
+    code, _, err = run_cli(capsys, "predict", *args, "--disable_progress_bar")
     assert code == 2 and err.strip().splitlines() == [f"nnunet-rdvit predict: error: {message}"]
     assert {p: sha256(p) for path in inputs for p in files_under(path)} == before
 
@@ -386,9 +388,9 @@ def test_output_folder_on_a_virtual_file_system(patients, tmp_path, capsys) -> N
 ])
 def test_tile_step_out_of_range(step, message, tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as stop:
-        run_cli(capsys, "predict", "-i", tmp_path, "-o", tmp_path / "out", "-m", tmp_path, "--step-size", step)
+        run_cli(capsys, "predict", "-i", tmp_path, "-o", tmp_path / "out", "-m", tmp_path, "-step_size", step)
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert stop.value.code == 2 and last == f"nnunet-rdvit predict: error: argument --step-size: {message}"
+    assert stop.value.code == 2 and last == f"nnunet-rdvit predict: error: argument -step_size: {message}"
     assert not (tmp_path / "out").exists()
 
 

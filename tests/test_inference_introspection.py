@@ -23,7 +23,7 @@ def test_moe_maps_lie_on_an_oblique_input_grid(tiny_workspace, tiny_moe_model, t
     source = save_nifti(tmp_path / "in" / "case.nii.gz", synthetic_image(tiny_workspace), affine)
     out = tmp_path / "out"
     code, _, _ = run_cli(capsys, "predict", "-i", source, "-o", out, "-m", tiny_moe_model, "--introspect",
-                         "--no-progress")
+                         "--disable_progress_bar")
     assert code == 0
     names = {p.name for p in out.iterdir()}
     assert {"case_halting.nii.gz", "case_experts.nii.gz", "case_introspection.png", "case_introspection.json",
@@ -87,7 +87,7 @@ def test_introspection_refuses_a_network_without_act_or_moe(tiny_workspace, tiny
     monkeypatch.setattr(RDViT, "forward", without_aux)  # stands in for a ViT baseline or an ACT-free RD-ViT
     image = tiny_workspace.acdc_raw / "testing" / "patient101" / "patient101_frame01.nii.gz"
     code, _, err = run_cli(capsys, "predict", "-i", image, "-o", tmp_path / "out", "-m", tiny_trained_model,
-                           "--introspect", "--no-progress")
+                           "--introspect", "--disable_progress_bar")
     assert code == 2 and not (tmp_path / "out").exists()
     assert err.strip().endswith("--introspect needs an RD-ViT model (ACT halting and/or MoE experts); the network of "
                                 "RDViTTrainer_tiny (RDViT) records neither")

@@ -20,7 +20,8 @@ def test_patient_folder_gives_aligned_segmentations_indices_and_report(tiny_work
     patient = tiny_workspace.acdc_raw / "testing" / "patient101"
     before = {p: sha256(p) for p in files_under(patient)}
     out = tmp_path / "out"
-    code, stdout, _ = run_cli(capsys, "predict", "-i", patient, "-o", out, "-m", tiny_trained_model, "--no-progress")
+    code, stdout, _ = run_cli(capsys, "predict", "-i", patient, "-o", out, "-m", tiny_trained_model,
+                              "--disable_progress_bar")
     assert code == 0
     assert {p: sha256(p) for p in files_under(patient)} == before  # inputs untouched
     info = dict(line.split(": ") for line in (patient / "Info.cfg").read_text().splitlines())
@@ -98,7 +99,7 @@ def test_4d_cine_with_ed_and_es_flags(tiny_workspace, tiny_trained_model, tmp_pa
     cine = save_nifti(tmp_path / "in" / "cine_4d.nii.gz", np.stack(frames, axis=-1), affine)
     out = tmp_path / "out"
     code, stdout, _ = run_cli(capsys, "predict", "-i", cine, "-o", out, "-m", tiny_trained_model, "--ed", 1,
-                              "--es", 2, "--no-progress")
+                              "--es", 2, "--disable_progress_bar")
     assert code == 0
     record = json.loads((out / "cine_4d" / "cardiac_indices.json").read_text())
     assert record["frames"] == {"ED": 1, "ES": 2} and record["frames_from"] == "--ed/--es"
@@ -123,7 +124,7 @@ def test_batch_reports_a_bad_case_and_writes_the_others(tiny_workspace, tiny_tra
     (broken_patient / "Info.cfg").write_text("ED: 1\nGroup: NOR\n")
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, "predict", "-i", folder, patient, broken_patient, "-o", out, "-m",
-                           tiny_trained_model, "--no-progress")
+                           tiny_trained_model, "--disable_progress_bar")
     assert code == 2
     assert ("nnunet-rdvit predict: error: 2 of 6 case(s) failed — patient999: Info.cfg: ES is missing; bad: "
             "bad.nii.gz is truncated (the gzip stream ends early); copy or export the file again; all listed in "
@@ -158,7 +159,7 @@ def test_runs_into_one_folder_merge_their_batch_files(tiny_workspace, tiny_train
     testing, out = tiny_workspace.acdc_raw / "testing", tmp_path / "out"
     for patient in ("patient101", "patient102", "patient101"):
         code, _, _ = run_cli(capsys, "predict", "-i", testing / patient, "-o", out, "-m", tiny_trained_model,
-                             "--no-progress", "--no-mirroring")
+                             "--disable_progress_bar", "--disable_tta")
         assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert sorted(case["name"].split("/")[0] for case in summary["cases"]) == ["patient101"] * 2 + ["patient102"] * 2
@@ -172,7 +173,8 @@ def test_runs_into_one_folder_merge_their_batch_files(tiny_workspace, tiny_train
     for name in ("dataset.json", "plans.json", "fold_0"):
         (other / name).symlink_to(tiny_trained_model / name)
     before = {p: sha256(p) for p in files_under(out)}
-    code, _, err = run_cli(capsys, "predict", "-i", testing / "patient102", "-o", out, "-m", other, "--no-progress")
+    code, _, err = run_cli(capsys, "predict", "-i", testing / "patient102", "-o", out, "-m", other,
+                           "--disable_progress_bar")
     assert code == 2 and err.strip().splitlines() == [
         f"nnunet-rdvit predict: error: {out} holds the outputs of another model (RDViTTrainer_tiny 2d folds 0 "
         f"checkpoint_final.pth from {tiny_trained_model}; this run: RDViTTrainer_tiny 2d folds 0 checkpoint_final.pth "

@@ -26,7 +26,7 @@ def test_real_patients_through_predict_and_agreement(real_acdc, tiny_trained_mod
     folders = [real_acdc / "training" / name for name in PATIENTS]
     before = {p: sha256(p) for folder in folders for p in files_under(folder)}
     code, stdout, _ = run_cli(capsys, "predict", "-i", *folders, "-o", tmp_path / "pred", "-m", tiny_trained_model,
-                              "--no-mirroring", "--no-progress")
+                              "--disable_tta", "--disable_progress_bar")
     assert code == 0
     assert {p: sha256(p) for p in before} == before
     for folder in folders:

@@ -20,7 +20,7 @@ from nnunet_rdvit.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 # Epochs of 2 steps of 10 fake seconds: 20, 40, 60 s; snapshots at the epochs crossing 30 and 60 s.
-BASE, BUDGET = "RDViTTrainer", ["--minutes", "1", "--iterations", "2", "--batch-size", "2", "--no-tta"]
+BASE, BUDGET = "RDViTTrainer", ["--minutes", "1", "--iterations", "2", "--batch-size", "2", "--disable_tta"]
 MODEL = "RDViTTrainer_frac100_min1_it2_bs2_notta"
 STEP_SECONDS = 10.0
 GRID_DATASET = "Dataset998_Curves"
@@ -90,7 +90,7 @@ def test_snapshots_are_scored_on_the_whole_fold_and_a_rerun_skips_them(
     assert sorted(p.name for p in fold.glob("checkpoint_at_*")) == ["checkpoint_at_40s.pth", "checkpoint_at_60s.pth"]
     dataset = tiny_workspace.raw / tiny_workspace.dataset
     argv = ["-d", str(tiny_workspace.dataset_id), "-c", "2d", "-f", "0", "-tr", BASE, *BUDGET,
-            "--snapshot-minutes", "0.5", "--device", "cpu", "--test-images", str(dataset / "imagesTs"),
+            "--snapshot-minutes", "0.5", "-device", "cpu", "--test-images", str(dataset / "imagesTs"),
             "--test-labels", str(dataset / "labelsTs"), "-o", str(out)]
 
     code, printed, errors = _main(script, argv, capsys)
@@ -180,7 +180,8 @@ def test_dry_run_continues_interrupted_trainings_with_snapshots_on(
     interrupted.mkdir(parents=True)
     (interrupted / "checkpoint_latest.pth").write_bytes(b"")
     code, printed, errors = _main(script, ["-d", "998", "-tr", "RDViTTrainer", "nnUNetTrainer", "--minutes", "30",
-                                           "--batch-size", "8", "--no-tta", "--device", "cpu", "--dry-run"], capsys)
+                                           "--batch-size", "8", "--disable_tta", "-device", "cpu", "--dry-run"],
+                                  capsys)
     assert code == 0, errors
     commands = printed.strip().splitlines()
     assert len(commands) == 2 and all("NNUNET_RDVIT_SNAPSHOT_MINUTES=5 " in line for line in commands)
@@ -208,7 +209,7 @@ def test_bad_input_is_one_clear_line_and_exit_2(script, grid_folders: dict[str, 
     defaults = {"-d": "998", "--minutes": "30"}
     given = dict(zip(argv[::2], argv[1::2]))
     full = [item for key, value in {**defaults, **given}.items() for item in (key, value)]
-    code, printed, errors = _main(script, [*full, "--dry-run", "--device", "cpu"], capsys)
+    code, printed, errors = _main(script, [*full, "--dry-run", "-device", "cpu"], capsys)
     last = errors.strip().splitlines()[-1]  # argparse prints its usage above
     assert code == 2 and last.startswith("learning_curves.py: error: ") and message in last, errors
     assert "Traceback" not in errors

@@ -55,7 +55,8 @@ def test_a_live_run_refuses_a_second_and_names_itself(tmp_path, capsys) -> None:
         scan = tmp_path / "in" / "scan.nii.gz"  # never read: the lock is checked before the model and the inputs
         scan.parent.mkdir()
         scan.write_bytes(b"")
-        code, _, err = run_cli(capsys, "predict", "-i", scan, "-o", out, "-m", tmp_path / "model", "--no-progress")
+        code, _, err = run_cli(capsys, "predict", "-i", scan, "-o", out, "-m", tmp_path / "model",
+                               "--disable_progress_bar")
         assert code == 2 and err.strip().splitlines() == [f"nnunet-rdvit predict: error: {refused.value}"]
     assert list(out.iterdir()) == []  # the lock goes with its run
 

@@ -60,12 +60,12 @@ def train_on_folder(data: Path, output: Path, model_name: str | None, model_kwar
     if resume is not None:
         state = load_checkpoint(resume)
         if model_name not in (None, state["model_name"]):
-            raise UserError(f"--model {model_name} differs from the checkpoint's {state['model_name']}; "
-                            "omit --model when resuming")
+            raise UserError(f"--arch {model_name} differs from the checkpoint's {state['model_name']}; "
+                            "omit --arch when resuming")
         model_name, model_kwargs = state["model_name"], state["model_kwargs"]
         settings, class_names = TrainSettings.from_dict(state["settings"]), state["class_names"]
     if model_name is None:
-        raise UserError("give --model (see 'nnunet-rdvit classify models') or --resume")
+        raise UserError("give --arch (see 'nnunet-rdvit classify models') or --resume")
     train_set = image_folder(data, "train")
     model_kwargs = {**model_kwargs, "num_classes": len(train_set.classes)}
     seed_everything(settings.seed)

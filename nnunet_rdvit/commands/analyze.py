@@ -1,4 +1,4 @@
-"""``nnunet-rdvit analyze MODEL_DIR``: depth extrapolation, ACT halting, MoE experts and training dynamics of a
+"""``nnunet-rdvit analyze -m MODEL_DIR``: depth extrapolation, ACT halting, MoE experts and training dynamics of a
 trained RD-ViT fold on labelled cases, as one report folder (JSON, Markdown, PNG).
 
 Exit status: 0 when the report was written; 2 when the analysis could not run (bad model folder or fold, a
@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nnunet_rdvit.commands import common_arguments as common
 from nnunet_rdvit.commands.argument_types import int_in_range, non_negative_int, positive_int
-from nnunet_rdvit.commands.model_arguments import fold, tile_step
 
 NAME = "analyze"
 MAX_PERMUTATIONS = 100_000
@@ -25,13 +25,11 @@ _permutations = int_in_range(0, MAX_PERMUTATIONS, why="p-values resolve to 1/(1 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", type=Path, metavar="MODEL_DIR",
-                        help="trained model folder, nnUNet_results/DatasetXXX/TRAINER__PLANS__CONFIGURATION")
-    parser.add_argument("-f", "--fold", type=fold, default=None,
-                        help="fold to analyse (default: the first fold_N with the checkpoint); only its weights "
-                             "are loaded and, without --images, its validation cases are used")
-    parser.add_argument("--checkpoint", default="checkpoint_final.pth",
-                        help="checkpoint file name in the fold (default: checkpoint_final.pth)")
+    common.add_model_folder(parser)
+    common.add_folds(parser, several=False, trained=True, default=None,
+                     role="the fold to analyse (default: the first fold_N with the checkpoint); only its weights "
+                          "are loaded and, without --images, its validation cases are used")
+    common.add_checkpoint_name(parser)
     parser.add_argument("--images", type=Path, default=None, metavar="DIR",
                         help="labelled cases instead of the validation cases: images named CASE_0000<ending> "
                              "(nnU-Net's naming; needs --labels)")
@@ -43,21 +41,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inference loop counts for depth extrapolation (default: 1 … 2T)")
     parser.add_argument("--no-act-off", action="store_true",
                         help="skip the ACT-off (fixed depth) rows of depth extrapolation (halves its time)")
-    parser.add_argument("--mirroring", action="store_true",
-                        help="nnU-Net's test-time mirroring in the depth-extrapolation predictions (off by "
-                             "default: 2^axes times slower)")
-    parser.add_argument("--step-size", type=tile_step, default=0.5,
-                        help="sliding-window step as a fraction of the patch (default 0.5, nnU-Net's)")
+    common.add_enable_tta(parser)
+    common.add_step_size(parser)
     parser.add_argument("--permutations", type=_permutations, default=1000,
                         help="label permutations for the expert-specialisation baseline (default 1000, at most "
                              f"{MAX_PERMUTATIONS})")
     parser.add_argument("--examples", type=non_negative_int, default=3,
                         help="cases drawn in the halting-map example figure (default 3)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="auto (default) uses CUDA when present, else the CPU")
-    parser.add_argument("-o", "--output", type=Path, default=None, metavar="OUTDIR",
-                        help="report folder (default: MODEL_DIR/fold_N/analysis); existing report files in it "
-                             "are replaced")
+    common.add_device(parser)
+    common.add_output_folder(parser, f"the report (default: {common.MODEL_FOLDER}/fold_N/analysis); existing "
+                                     "report files in it are replaced")
 
 
 def run(args: argparse.Namespace) -> int:

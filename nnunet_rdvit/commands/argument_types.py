@@ -9,12 +9,14 @@ with ``~`` expanded.
 from __future__ import annotations
 
 import argparse
+import ast
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.paths import creatable_folder_problem, require_file, require_folder
+from nnunet_rdvit.tile_step import tile_step_problem
 
 
 def int_in_range(minimum: int, maximum: int | None = None, why: str = "") -> Callable[[str], int]:
@@ -41,6 +43,28 @@ positive_int = int_in_range(1)
 non_negative_int = int_in_range(0)
 # A time budget is whole minutes: the trainer names carry it as _min<M>.
 training_minutes = int_in_range(1, why="whole minutes of training, as in the trainer names' _min<M>, e.g. --minutes 30")
+frame_number = int_in_range(1, why="frame numbers are 1-based, as in ACDC's Info.cfg")
+
+
+def fold(text: str) -> int | str:
+    """A fold of a trained model folder (fold_N): an integer, or ``all`` for a model trained on every case."""
+    if text == "all":
+        return text
+    if text.isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"a fold is a non-negative integer or 'all', got {text!r}")
+
+
+def tile_step(text: str) -> float:
+    """nnU-Net's sliding-window step as a fraction of the patch (bounds in :mod:`nnunet_rdvit.tile_step`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    problem = tile_step_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
 
 
 def data_percent(text: str) -> int:
@@ -78,6 +102,25 @@ def float_in_range(minimum: float, maximum: float = math.inf, *, include_minimum
 positive_float = float_in_range(0.0, include_minimum=False)
 non_negative_float = float_in_range(0.0)
 probability = float_in_range(0.0, 1.0)
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    """KEY=VALUE with VALUE a Python literal (64, 0.5, True, (8, 8)) or else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. embed_dim=192), got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def trainer_pair(text: str) -> tuple[str, str]:
+    """TRAINER_A:TRAINER_B, two trainers to compare."""
+    first, sep, second = text.partition(":")
+    if not sep or not first or not second:
+        raise argparse.ArgumentTypeError(f"a comparison is TRAINER_A:TRAINER_B, got {text!r}")
+    return first, second
 
 
 def existing_folder(text: str) -> Path:

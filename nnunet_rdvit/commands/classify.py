@@ -6,11 +6,10 @@ Multi-GPU: ``torchrun --nproc_per_node N -m nnunet_rdvit classify train …`` (D
 from __future__ import annotations
 
 import argparse
-import ast
 from pathlib import Path
-from typing import Any
 
-from nnunet_rdvit.commands.argument_types import (existing_file, existing_folder, float_in_range,
+from nnunet_rdvit.commands import common_arguments as common
+from nnunet_rdvit.commands.argument_types import (existing_file, existing_folder, float_in_range, key_value,
                                                   non_negative_float, non_negative_int, output_folder,
                                                   positive_float, positive_int, probability)
 from nnunet_rdvit.paths import check_output_outside, creatable_folder_problem
@@ -20,26 +19,15 @@ HELP = ("ImageNet-style classification with ViT, bViT, RD-ViT, Edge-RecViT and R
         "train | distill | eval | models.")
 
 
-def _model_arg(text: str) -> tuple[str, Any]:
-    """KEY=VALUE with VALUE a Python literal (64, 0.5, True, (8, 8)) or else a string."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.isidentifier():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. embed_dim=192), got {text!r}")
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value
-
-
 def _add_run_arguments(parser: argparse.ArgumentParser, output_required: bool) -> None:
     """What every training run (train, distill) takes: data, output, recipe, hardware."""
     parser.add_argument("--data", type=existing_folder, required=True,
                         help="dataset root in the ImageNet layout: DATA/train/<class>/…, "
                              "optional DATA/val/<class>/…")
-    parser.add_argument("-o", "--output", type=output_folder, required=output_required,
-                        help="folder for last.pt, history.json (default with --resume: the checkpoint's folder)")
-    parser.add_argument("--resume", type=existing_file,
-                        help="continue a run from its checkpoint (e.g. OUTPUT/last.pt); model and recipe come from "
+    common.add_output_folder(parser, "last.pt, history.json (default with --resume: the checkpoint's folder)",
+                             required=output_required, kind=output_folder)
+    parser.add_argument("--resume", type=existing_file, metavar="FILE",
+                        help="continue a run from its checkpoint (e.g. OUTDIR/last.pt); model and recipe come from "
                              "the checkpoint")
     recipe = parser.add_argument_group("recipe (DeiT defaults)")
     recipe.add_argument("--epochs", type=positive_int, default=300)
@@ -58,7 +46,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser, output_required: bool) -
                         help="random-resized-crop scale")
     recipe.add_argument("--seed", type=non_negative_int, default=0)
     hardware = parser.add_argument_group("hardware and output")
-    hardware.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    common.add_device(hardware)
     hardware.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto",
                           help="mixed precision on CUDA (auto: bf16 where supported, else fp16 with a grad scaler)")
     hardware.add_argument("--workers", type=non_negative_int, default=4,
@@ -66,16 +54,18 @@ def _add_run_arguments(parser: argparse.ArgumentParser, output_required: bool) -
     hardware.add_argument("--eval-every", type=positive_int, default=1, help="validate every N epochs")
     hardware.add_argument("--save-every", type=non_negative_int, default=0,
                           help="also keep epoch_NNNN.pt every N epochs")
-    hardware.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
+    common.add_disable_progress_bar(hardware)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     train = actions.add_parser("train", help="train a registered classifier on an image folder")
-    train.add_argument("--model", help="registered model name (see 'classify models'), e.g. bvit_base_patch16_224")
-    train.add_argument("--model-arg", type=_model_arg, action="append", default=[], metavar="KEY=VALUE",
-                       help="constructor argument, repeatable (e.g. --model-arg img_size=32 --model-arg num_loops=6)")
+    train.add_argument("--arch", metavar="NAME",
+                       help="registered architecture (see 'classify models'), e.g. bvit_base_patch16_224")
+    train.add_argument("--arch-arg", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                       help="constructor argument of --arch, repeatable (e.g. --arch-arg img_size=32 --arch-arg "
+                            "num_loops=6)")
     _add_run_arguments(train, output_required=False)
     losses = train.add_argument_group("auxiliary loss weights")
     losses.add_argument("--mixup", type=non_negative_float, default=0.0, help="mixup alpha (0 = off)")
@@ -87,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     losses.add_argument("--du-weight", type=non_negative_float, default=0.1, help="Edge-RecViT lambda_du")
 
     distill = actions.add_parser("distill", help="Raptor: distil a trained vit_baseline_* into k recurrent blocks")
-    distill.add_argument("--teacher", type=existing_file,
+    distill.add_argument("--teacher", type=existing_file, metavar="FILE",
                          help="checkpoint of a vit_baseline_* model from 'classify train'")
     distill.add_argument("--blocks", type=positive_int, default=2, help="recurrent blocks k (default 2)")
     distill.add_argument("--phases", help="'auto' (from the teacher's layer similarity) or layer counts like 4,8 "
@@ -95,14 +85,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_run_arguments(distill, output_required=False)
 
     evaluate = actions.add_parser("eval", help="top-1/top-5, img/s, parameters, FLOPs, depth sweep and histogram")
-    evaluate.add_argument("--checkpoint", type=existing_file, required=True)
+    evaluate.add_argument("--checkpoint", type=existing_file, required=True, metavar="FILE",
+                          help="a checkpoint file of 'classify train' or 'classify distill', e.g. OUTDIR/last.pt")
     evaluate.add_argument("--data", type=existing_folder, required=True, help="dataset root (ImageNet layout)")
     evaluate.add_argument("--split", default="val", help="sub-folder to evaluate (default val)")
-    evaluate.add_argument("-o", "--output", type=output_folder, help="where eval.json and the figures go "
-                                                            "(default: CHECKPOINT_FOLDER/eval_SPLIT)")
+    common.add_output_folder(evaluate, "eval.json and the figures (default: CHECKPOINT_FOLDER/eval_SPLIT)",
+                             kind=output_folder)
     evaluate.add_argument("--batch-size", type=positive_int, default=128)
     evaluate.add_argument("--workers", type=non_negative_int, default=4)
-    evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    common.add_device(evaluate)
     evaluate.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto")
     evaluate.add_argument("--loops", type=positive_int, nargs="+",
                           help="inference steps to sweep for recurrent models (default: 1, T/2, T, 3T/2, 2T)")
@@ -129,7 +120,7 @@ def _settings(args: argparse.Namespace):
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, min_lr=args.min_lr,
         weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, label_smoothing=args.smoothing,
         clip_grad=args.clip_grad or None, seed=args.seed, workers=args.workers, amp=args.amp,
-        eval_every=args.eval_every, save_every=args.save_every, progress=not args.no_progress,
+        eval_every=args.eval_every, save_every=args.save_every, progress=args.progress,
         augmentation=augmentation, loss_weights=weights,
     )
 
@@ -177,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "models":
         _print_table(pipelines.model_table(args.names or None, args.flops, args.img_size))
     elif args.action == "train":
-        pipelines.train_on_folder(args.data, _output(args), args.model, dict(args.model_arg), _settings(args),
+        pipelines.train_on_folder(args.data, _output(args), args.arch, dict(args.arch_arg), _settings(args),
                                   args.device, args.resume)
     elif args.action == "distill":
         pipelines.distill_on_folder(args.data, _output(args), args.teacher, args.blocks, args.phases,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from nnunet_rdvit.commands import common_arguments as common
 from nnunet_rdvit.commands.argument_types import existing_folder, int_in_range, output_folder
 
 NAME = "convert-acdc"
@@ -15,14 +16,14 @@ HELP = ("Validate the ACDC challenge data and convert it into an nnU-Net v2 raw 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("raw_dir", metavar="RAW_DIR", type=existing_folder,
                         help="the ACDC folder that contains training/ (and optionally testing/)")
-    parser.add_argument("--dataset-id", type=int_in_range(1, 999, "nnU-Net's dataset ids have three digits"),
+    parser.add_argument("-d", "--dataset-id", type=int_in_range(1, 999, "nnU-Net's dataset ids have three digits"),
                         default=27,
                         help="nnU-Net dataset id; the output is DatasetNNN_ACDC (default: 27, as nnU-Net's own)")
     parser.add_argument("--nnunet-raw", type=output_folder, default=None,
                         help="nnU-Net raw data folder (default: $nnUNet_raw)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing DatasetNNN_ACDC folder that holds a different dataset")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    common.add_disable_progress_bar(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_rdvit.dataset_conversion.acdc_source import GROUPS
 
     result = convert_acdc(args.raw_dir, args.nnunet_raw, args.dataset_id,
-                          overwrite=args.overwrite, progress=not args.no_progress)
+                          overwrite=args.overwrite, progress=args.progress)
     action = "already up to date (same source), nothing rewritten" if result.unchanged else "written"
     print(f"{result.dataset_dir.name} {action}: {result.dataset_dir}")
     print(f"  training: {result.n_training_cases} cases from {result.n_patients} patients; "

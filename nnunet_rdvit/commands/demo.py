@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_rdvit.commands import common_arguments as common
 from nnunet_rdvit.commands.argument_types import int_in_range, non_negative_int, output_folder
 
 NAME = "demo"
@@ -14,8 +15,8 @@ MAX_TRAIN_PATIENTS, MAX_TEST_PATIENTS = 100, 50
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", type=output_folder, default="nnunet_rdvit_demo",
-                        help="folder for everything the demo writes (default: ./nnunet_rdvit_demo)")
+    common.add_output_folder(parser, "everything the demo writes (default: ./nnunet_rdvit_demo)",
+                             default="nnunet_rdvit_demo", kind=output_folder)
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier demo's output folder")
     parser.add_argument("--train-patients", default=10,
                         type=int_in_range(5, MAX_TRAIN_PATIENTS, "at least 5 for nnU-Net's 5-fold split, at most "
@@ -25,10 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         type=int_in_range(1, MAX_TEST_PATIENTS, f"ACDC's {MAX_TEST_PATIENTS} test patients, "
                                           "numbered from 101"),
                         help=f"held-out patients (default 4; 1 to {MAX_TEST_PATIENTS})")
-    parser.add_argument("-c", "--configuration", choices=("2d", "3d_fullres"), default="2d")
+    parser.add_argument("-c", "--configuration", choices=("2d", "3d_fullres"), default="2d",
+                        help="nnU-Net configuration (default: 2d)")
     parser.add_argument("-tr", "--trainer", default="RDViTTrainer_demo",
                         help="trainer to use (default RDViTTrainer_demo: 10 epochs x 25 iterations)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    common.add_device(parser)
     parser.add_argument("--seed", type=non_negative_int, default=0)
 
 

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from nnunet_rdvit.ablation_names import ABLATIONS, FULL_MODEL
-from nnunet_rdvit.commands.argument_types import (data_percent, non_negative_int, output_folder, positive_int,
+from nnunet_rdvit.commands import common_arguments as common
+from nnunet_rdvit.commands.argument_types import (data_percent, output_folder, positive_int, trainer_pair,
                                                   training_minutes)
 from nnunet_rdvit.fraction_trainer_names import FRACTION_BASES
 
@@ -27,16 +28,9 @@ ABLATION_GRID_TRAINERS = (FULL_MODEL, *ABLATIONS)
 ABLATION_FRACTIONS = (100,)
 
 
-def _pair(text: str) -> tuple[str, str]:
-    first, sep, second = text.partition(":")
-    if not sep or not first or not second:
-        raise argparse.ArgumentTypeError(f"a comparison is TRAINER_A:TRAINER_B, got {text!r}")
-    return first, second
-
-
 def _add_grid_arguments(parser: argparse.ArgumentParser) -> None:
     grid = parser.add_argument_group("grid")
-    grid.add_argument("-d", "--dataset", required=True, help="dataset id or name, e.g. 27 or Dataset027_ACDC")
+    common.add_dataset(grid)
     grid.add_argument("-c", "--configurations", nargs="+", default=["2d"], metavar="CONFIG",
                       help="nnU-Net configurations (default: 2d)")
     grid.add_argument("-tr", "--trainers", nargs="+", metavar="TRAINER",
@@ -50,10 +44,11 @@ def _add_grid_arguments(parser: argparse.ArgumentParser) -> None:
                       help=f"percentages of each fold's training patients (default: "
                            f"{' '.join(map(str, DEFAULT_FRACTIONS))}; with --ablation: "
                            f"{' '.join(map(str, ABLATION_FRACTIONS))})")
-    grid.add_argument("-f", "--folds", nargs="+", type=non_negative_int, default=[0, 1, 2, 3, 4], metavar="FOLD",
-                      help="folds of splits_final.json (default: 0 1 2 3 4)")
-    grid.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
-    budget = parser.add_argument_group("training budget (the same for every trainer; part of the trainer names)")
+    common.add_folds(grid, several=True, trained=False, default=[0, 1, 2, 3, 4],
+                     role="the folds to train (default: 0 1 2 3 4)")
+    common.add_plans(grid)
+    budget = parser.add_argument_group("training budget (the same for every trainer; part of the trainer names, "
+                                       "--disable_tta as _notta)")
     budget.add_argument("--epochs", type=positive_int, help="epochs instead of nnU-Net's 1000 (needs --iterations)")
     budget.add_argument("--iterations", type=positive_int,
                         help="training iterations per epoch instead of 250 (with --epochs, or with --minutes to end "
@@ -64,20 +59,17 @@ def _add_grid_arguments(parser: argparse.ArgumentParser) -> None:
                              "over the budget; not with --epochs")
     budget.add_argument("--batch-size", type=positive_int,
                         help="batch size instead of the plans' (needs --epochs and --iterations, or --minutes)")
-    budget.add_argument("--no-tta", action="store_true",
-                        help="validate (and later predict) without test-time mirroring: 4× (2d) / 8× (3d) cheaper "
-                             "inference, for CPUs; adds _notta to the trainer names")
+    common.add_disable_tta(budget)
     report = parser.add_argument_group("report")
-    report.add_argument("-o", "--output", type=output_folder, default="nnunet_rdvit_experiment",
-                        help="folder for tables, figure and logs (default: ./nnunet_rdvit_experiment)")
-    report.add_argument("--compare", nargs="+", type=_pair, metavar="A:B",
+    common.add_output_folder(report, "tables, figure and logs (default: ./nnunet_rdvit_experiment)",
+                             default="nnunet_rdvit_experiment", kind=output_folder)
+    report.add_argument("--compare", nargs="+", type=trainer_pair, metavar="A:B",
                         help="trainer pairs for paired Wilcoxon tests (default: the first trainer against each other)")
     report.add_argument("--test", action="store_true",
                         help="also predict imagesTs with each model's fold ensemble and score it against labelsTs")
     report.add_argument("--no-hd95", action="store_true", help="Dice only (skip reading the segmentations)")
     devices = parser.add_argument_group("devices")
-    devices.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                         help="auto: cuda if a GPU is visible, else cpu")
+    common.add_device(devices)
     devices.add_argument("--gpus", default="auto",
                          help="GPUs to spread jobs over, one job per GPU: auto (all visible), none (no "
                               "CUDA_VISIBLE_DEVICES, e.g. for a scheduler), or ids like 0,1,3")
@@ -153,7 +145,7 @@ def _grid(args: argparse.Namespace):
     trainers = ABLATION_GRID_TRAINERS if args.ablation else tuple(args.trainers or DEFAULT_TRAINERS)
     fractions = tuple(args.fractions or (ABLATION_FRACTIONS if args.ablation else DEFAULT_FRACTIONS))
     grid = ExperimentGrid(dataset, trainers, fractions, tuple(args.folds),
-                          tuple(args.configurations), budget, args.plans, test_time_mirroring=not args.no_tta)
+                          tuple(args.configurations), budget, args.plans, test_time_mirroring=args.mirroring)
     n_folds = check_preprocessed(preprocessed / dataset, args.plans, grid.configurations)
     too_high = [fold for fold in grid.folds if fold >= n_folds]
     if too_high:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nnunet_rdvit.commands import common_arguments as common
+
 NAME = "index-agreement"
 HELP = ("Compare the cardiac indices of `predict` outputs with those of ground-truth labels (ACDC layout): "
         "Pearson r, bias, SD and 95-percent limits of agreement per index, with a Bland–Altman plot — the ACDC "
@@ -22,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ground_truth", nargs="+", type=Path, metavar="GT_DIR",
                         help="ACDC-layout folder(s): patient folders with Info.cfg and *_frameNN_gt.nii.gz, or "
                              "folders holding them (e.g. the ACDC training/ folder)")
-    parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR",
-                        help="folder for agreement.json, agreement.csv, agreement_cases.csv, bland_altman.png")
+    common.add_output_folder(parser, "agreement.json, agreement.csv, agreement_cases.csv, bland_altman.png",
+                             required=True)
 
 
 def run(args: argparse.Namespace) -> int:

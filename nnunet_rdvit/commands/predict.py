@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nnunet_rdvit.commands.model_arguments import fold, tile_step
+from nnunet_rdvit.commands import common_arguments as common
+from nnunet_rdvit.commands.argument_types import frame_number
 
 NAME = "predict"
 HELP = ("Segment cine-MRI NIfTI volumes (files, folders, ACDC patient folders) with a trained nnU-Net model "
@@ -18,37 +19,27 @@ HELP = ("Segment cine-MRI NIfTI volumes (files, folders, ACDC patient folders) w
         "optionally ACT halting / MoE expert maps.")
 
 
-def _frame(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"a frame number is a positive integer (1-based), got {text!r}")
-    return int(text)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--input", nargs="+", required=True, type=Path, metavar="INPUT",
                         help="NIfTI file(s), folder(s) of NIfTI files, or patient folder(s) with Info.cfg and "
                              "*_frameNN.nii.gz (e.g. an ACDC patientNNN folder, or the ACDC training/ folder)")
-    parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR",
-                        help="output folder (created; must not be a folder that holds inputs)")
-    parser.add_argument("-m", "--model", required=True, type=Path, metavar="MODEL_DIR",
-                        help="trained model folder, nnUNet_results/DatasetXXX/TRAINER__PLANS__CONFIGURATION")
-    parser.add_argument("-f", "--folds", nargs="+", type=fold, default=None,
-                        help="folds to ensemble (default: every fold_N with a checkpoint)")
-    parser.add_argument("--checkpoint", default="checkpoint_final.pth",
-                        help="checkpoint file name in each fold (default: checkpoint_final.pth)")
-    parser.add_argument("--ed", type=_frame, default=None, metavar="N",
+    common.add_output_folder(parser, "created; must not be a folder that holds inputs", required=True)
+    common.add_model_folder(parser)
+    common.add_folds(parser, several=True, trained=True, default=None,
+                     role="the folds to ensemble (default: every fold_N with the checkpoint)")
+    common.add_checkpoint_name(parser)
+    parser.add_argument("--ed", type=frame_number, default=None, metavar="N",
                         help="end-diastolic frame number (1-based); with --es, overrides Info.cfg and selects "
                              "frames of a 4D cine file")
-    parser.add_argument("--es", type=_frame, default=None, metavar="M", help="end-systolic frame number (1-based)")
+    parser.add_argument("--es", type=frame_number, default=None, metavar="M",
+                        help="end-systolic frame number (1-based)")
     parser.add_argument("--introspect", action="store_true",
                         help="also write the ACT halting map and the MoE dominant-expert map (RD-ViT models) with "
                              "per-structure statistics")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="auto (default) uses CUDA when present, else the CPU")
-    parser.add_argument("--no-mirroring", action="store_true", help="no test-time mirroring (faster)")
-    parser.add_argument("--step-size", type=tile_step, default=0.5,
-                        help="sliding-window step as a fraction of the patch (default 0.5, nnU-Net's)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    common.add_device(parser)
+    common.add_disable_tta(parser)
+    common.add_step_size(parser)
+    common.add_disable_progress_bar(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_rdvit.inference.cardiac_indices import format_index
 
     settings = PredictSettings(inputs=args.input, output=args.output, model=args.model, folds=args.folds,
-                               checkpoint=args.checkpoint, device=args.device, mirroring=not args.no_mirroring,
+                               checkpoint=args.checkpoint, device=args.device, mirroring=args.mirroring,
                                step_size=args.step_size, ed=args.ed, es=args.es, introspect=args.introspect,
-                               progress=not args.no_progress)
+                               progress=args.progress)
     result = predict(settings)
     done = [case for case in result.cases if case.ok]
     for record in result.patients:

@@ -140,7 +140,7 @@ def is_acdc_label_set(labels: dict) -> bool:
 
 def _resolve_folds(folder: Path, folds: Sequence[int | str] | None, checkpoint: str) -> list[int | str]:
     if checkpoint in ("", ".", "..") or Path(checkpoint).name != checkpoint:
-        raise UserError(f"--checkpoint {checkpoint!r} is not a file name: it names the checkpoint file inside each "
+        raise UserError(f"-chk {checkpoint!r} is not a file name: it names the checkpoint file inside each "
                         f"fold_N (e.g. checkpoint_best.pth); pass the model folder with -m")
     available = available_folds(folder, checkpoint)
     if folds is None:
@@ -167,7 +167,7 @@ def _other_checkpoints(folder: Path) -> str:
     folds = sorted({p.parent.name for p in found})
     suggested = next((name for name in ("checkpoint_final.pth", "checkpoint_best.pth") if name in names), names[0])
     unfinished = "" if "checkpoint_final.pth" in names else "training unfinished? "
-    return f" (found {', '.join(names)} in {', '.join(folds)}: {unfinished}pass --checkpoint {suggested} to use it)"
+    return f" (found {', '.join(names)} in {', '.join(folds)}: {unfinished}pass -chk {suggested} to use it)"
 
 
 def _device(name: str) -> torch.device:
