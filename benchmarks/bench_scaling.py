@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from nnunet_rdvit.devices import resolve_device
 from nnunet_rdvit.flops import count_flops
 from nnunet_rdvit.networks import RDViT, ViT
 from nnunet_rdvit.training.token_grid import TOKEN_SIZE_KEY
@@ -209,7 +210,7 @@ def _saving(before: float | None, after: float | None) -> str:
 
 
 def run(quick: bool = False, plans: Path | None = None, repeats: int | None = None) -> dict:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device("auto")
     repeats = repeats or (1 if quick else 3)
     warmup = not quick
     setup = next(s for s in load_setups(plans, quick) if s.name == "3d_fullres")

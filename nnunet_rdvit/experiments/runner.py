@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, TextIO
 
+from nnunet_rdvit.devices import resolve_device_name
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.experiments.grid import ExperimentGrid, Job
 from nnunet_rdvit.stock_commands import CPU_FRIENDLY_ENV, run_stock_command
@@ -88,7 +89,7 @@ def resolve_devices(device: str, gpus: str) -> tuple[str, list[str]]:
     if device == "cuda" and not detected:
         raise UserError("--device cuda but no GPU is visible; use --device cpu, or --gpus none to print "
                         "commands for other machines")
-    return ("cuda" if detected else "cpu"), detected
+    return resolve_device_name(device, cuda_available=bool(detected)), detected
 
 
 def plan_jobs(grid: ExperimentGrid, results: Path, device: str, gpus: list[str]) -> list[PlannedJob]:

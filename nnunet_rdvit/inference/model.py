@@ -16,6 +16,7 @@ from typing import Sequence
 
 import torch
 
+from nnunet_rdvit.devices import resolve_device
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.paths import require_folder
 from nnunet_rdvit.tile_step import tile_step_problem
@@ -72,7 +73,7 @@ def load_model(folder: Path, folds: Sequence[int | str] | None = None, checkpoin
         raise UserError(f"the model in {folder} was planned with the {reader} reader; predict supports models "
                         f"planned with {' or '.join(SUPPORTED_READERS)} (nnU-Net's defaults for NIfTI)")
     folds = _resolve_folds(folder, folds, checkpoint)
-    torch_device = _device(device)
+    torch_device = resolve_device(device)
     if tile_step_problem(step_size):
         raise UserError(tile_step_problem(step_size))
     try:
@@ -168,14 +169,6 @@ def _other_checkpoints(folder: Path) -> str:
     suggested = next((name for name in ("checkpoint_final.pth", "checkpoint_best.pth") if name in names), names[0])
     unfinished = "" if "checkpoint_final.pth" in names else "training unfinished? "
     return f" (found {', '.join(names)} in {', '.join(folds)}: {unfinished}pass --checkpoint {suggested} to use it)"
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
-    return torch.device(name)
 
 
 def _first_sentence(error: BaseException) -> str:
