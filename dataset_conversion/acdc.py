@@ -37,6 +37,7 @@ from nnunet_rdvit.dataset_conversion.acdc_source import AcdcPatient, SourceFile,
 from nnunet_rdvit.dataset_conversion.metadata import CASE_METADATA_FILE
 from nnunet_rdvit.dataset_conversion.splits import patient_grouped_splits
 from nnunet_rdvit.errors import UserError
+from nnunet_rdvit.nnunet_folders import folder_variable
 from nnunet_rdvit.paths import creatable_folder_problem
 
 DATASET_NAME = "ACDC"
@@ -84,7 +85,7 @@ def convert_acdc(raw_dir: str | Path, nnunet_raw_dir: str | Path | None = None, 
     if target.is_relative_to(raw_dir) or raw_dir.is_relative_to(target):
         raise UserError(f"the output {target} and the ACDC source {raw_dir} overlap; the source is never "
                         f"modified, so choose an nnUNet_raw folder outside it")
-    preprocessed = _env_dir("nnUNet_preprocessed", environment)
+    preprocessed = folder_variable("nnUNet_preprocessed", environment)
     if preprocessed is not None and (problem := creatable_folder_problem(preprocessed)):
         raise UserError(f"nnUNet_preprocessed ({problem}) is where the splits and case metadata also go; point "
                         f"it to a folder you can write to, or unset it")
@@ -131,11 +132,14 @@ def convert_acdc(raw_dir: str | Path, nnunet_raw_dir: str | Path | None = None, 
 
 def _nnunet_raw_root(nnunet_raw_dir: str | Path | None, environment: Mapping[str, str]) -> Path:
     # nnunetv2 2.8's nnUNet_raw is an _EnvPath (falsy when unset, os.fspath when set); strings and Paths work too.
-    value = environment.get("nnUNet_raw") if nnunet_raw_dir is None else nnunet_raw_dir
-    if not value or not os.fspath(value).strip():
+    if nnunet_raw_dir is None:
+        root = folder_variable("nnUNet_raw", environment)
+    else:
+        given = os.fspath(nnunet_raw_dir) if nnunet_raw_dir else ""
+        root = Path(given).expanduser().resolve() if given.strip() else None
+    if root is None:
         raise UserError("no nnU-Net raw folder: set the nnUNet_raw environment variable "
                         "(export nnUNet_raw=/path/to/nnUNet_raw) or pass --nnunet-raw /path/to/nnUNet_raw")
-    root = Path(os.fspath(value)).expanduser().resolve()
     problem = creatable_folder_problem(root)
     if problem is not None:
         where = "set nnUNet_raw to" if nnunet_raw_dir is None else "pass --nnunet-raw"
@@ -143,15 +147,10 @@ def _nnunet_raw_root(nnunet_raw_dir: str | Path | None, environment: Mapping[str
     return root
 
 
-def _env_dir(variable: str, environment: Mapping[str, str]) -> Path | None:
-    value = environment.get(variable, "").strip()
-    return Path(value).expanduser().resolve() if value else None
-
-
 def _check_id_unused(dataset_id: int, name: str, raw_root: Path, environment: Mapping[str, str]) -> None:
     """nnU-Net refuses to run when two dataset names share an id across raw, preprocessed and results."""
-    roots = {"nnUNet_raw": raw_root, "nnUNet_preprocessed": _env_dir("nnUNet_preprocessed", environment),
-             "nnUNet_results": _env_dir("nnUNet_results", environment)}
+    roots = {"nnUNet_raw": raw_root, "nnUNet_preprocessed": folder_variable("nnUNet_preprocessed", environment),
+             "nnUNet_results": folder_variable("nnUNet_results", environment)}
     for variable, root in roots.items():
         if root is None or not root.is_dir():
             continue

@@ -23,7 +23,6 @@ from os.path import join
 from typing import ClassVar
 
 import torch
-from nnunetv2.paths import nnUNet_raw
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_rdvit.atomic import write_json_atomic
@@ -32,6 +31,7 @@ from nnunet_rdvit.dataset_conversion.metadata import load_case_metadata
 from nnunet_rdvit.fraction_trainer_names import (FRACTION_BASES, STANDARD_PERCENTS, FractionTrainerSpec,
                                                  TimeBudget, TrainingBudget, invalid_fraction_name_reason,
                                                  parse_fraction_trainer_name)
+from nnunet_rdvit.nnunet_folders import folder_variable
 from nnunet_rdvit.training.ablation_trainers import ABLATION_TRAINERS
 from nnunet_rdvit.training.checkpoints import CrashSafeCheckpoints
 from nnunet_rdvit.training.time_budget import TimedTraining
@@ -94,8 +94,9 @@ class DataFractionMixin(TimedTraining, CrashSafeCheckpoints):
     def _case_metadata(self) -> dict[str, dict]:
         """``case_metadata.json`` beside the preprocessed data, else in the raw dataset folder, else none."""
         metadata = load_case_metadata(self.preprocessed_dataset_folder_base)
-        if not metadata and nnUNet_raw:
-            metadata = load_case_metadata(join(nnUNet_raw, self.plans_manager.dataset_name))
+        raw = folder_variable("nnUNet_raw")
+        if not metadata and raw is not None:
+            metadata = load_case_metadata(raw / self.plans_manager.dataset_name)
         return metadata
 
     def _budget_record(self) -> dict:
