@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from nnunet_rdvit.atomic import atomic_path
+from nnunet_rdvit.atomic import write_json_atomic
 from nnunet_rdvit.dataset_conversion.acdc_source import AcdcPatient, SourceFile, read_acdc_source
 from nnunet_rdvit.dataset_conversion.metadata import CASE_METADATA_FILE
 from nnunet_rdvit.dataset_conversion.splits import patient_grouped_splits
@@ -45,6 +45,7 @@ SPLITS_FILE = "splits_final.json"
 MANIFEST_FILE = "conversion_manifest.json"
 # Bump when the output for a given source changes, so older conversions count as a different dataset.
 MANIFEST_FORMAT = "nnunet-rdvit convert-acdc 1"
+JSON_INDENT = 4  # indented like nnU-Net's own JSON files
 LABELS = {"background": 0, "RV": 1, "MYO": 2, "LV": 3}
 CITATION = ("O. Bernard, A. Lalande, C. Zotti, F. Cervenansky et al., Deep Learning Techniques for Automatic MRI "
             "Cardiac Multi-structures Segmentation and Diagnosis: Is the Problem Solved?, IEEE TMI 37(11):2514-2525, "
@@ -116,7 +117,7 @@ def convert_acdc(raw_dir: str | Path, nnunet_raw_dir: str | Path | None = None, 
         preprocessed_dir.mkdir(parents=True, exist_ok=True)
         for file_name, content in side_files.items():
             if _read_json(preprocessed_dir / file_name) != content:
-                _write_json_atomic(preprocessed_dir / file_name, content)
+                write_json_atomic(preprocessed_dir / file_name, content, indent=JSON_INDENT)
 
     return ConversionResult(
         dataset_dir=target,
@@ -253,13 +254,12 @@ def _build(target: Path, copies: dict[str, SourceFile], side_files: dict[str, ob
             license="ACDC terms: research use, cite Bernard et al., IEEE TMI 2018",
             converted_by="nnunet-rdvit convert-acdc",
         )
-        # Plain writes are enough inside the staging folder: it only becomes visible as a whole.
         for file_name, content in side_files.items():
-            (staging / file_name).write_text(_json_text(content), encoding="utf-8")
+            write_json_atomic(staging / file_name, content, indent=JSON_INDENT)
         for file_name in ("dataset.json", *side_files):
             outputs[file_name] = hashlib.sha256((staging / file_name).read_bytes()).hexdigest()
         manifest = {**identity, "outputs": dict(sorted(outputs.items()))}
-        (staging / MANIFEST_FILE).write_text(_json_text(manifest), encoding="utf-8")
+        write_json_atomic(staging / MANIFEST_FILE, manifest, indent=JSON_INDENT)
         _swap_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -289,13 +289,3 @@ def _read_json(path: Path) -> object:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-
-
-def _json_text(content: object) -> str:
-    return json.dumps(content, indent=4) + "\n"
-
-
-def _write_json_atomic(path: Path, content: object) -> None:
-    """A training job reading the preprocessed splits never sees half a file."""
-    with atomic_path(path) as temp:
-        temp.write_text(_json_text(content), encoding="utf-8")

@@ -5,15 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnunet_rdvit.analysis.depth import MEAN
-from nnunet_rdvit.atomic import atomic_path, write_json_atomic
+from nnunet_rdvit.atomic import write_json_atomic, write_text_atomic
 
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
 
 
 def write_report(folder: Path, report: dict) -> list[Path]:
     write_json_atomic(folder / REPORT_JSON, report)
-    with atomic_path(folder / REPORT_MD) as tmp:
-        tmp.write_text(markdown(report))
+    write_text_atomic(folder / REPORT_MD, markdown(report))
     return [folder / REPORT_JSON, folder / REPORT_MD]
 
 

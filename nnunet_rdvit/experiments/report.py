@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from nnunet_rdvit.ablation_names import FULL_MODEL
-from nnunet_rdvit.atomic import atomic_path
+from nnunet_rdvit.atomic import atomic_path, write_text_atomic
 from nnunet_rdvit.experiments.ablation import AblationRow
 from nnunet_rdvit.experiments.aggregate import OVERALL, CaseScore, SummaryRow
 from nnunet_rdvit.experiments.grid import ExperimentGrid, Job
@@ -55,8 +55,7 @@ def write_report(results: ExperimentResults, out_dir: Path) -> dict[str, Path]:
         plot_dice_vs_fraction(results.validation_rows, results.grid.trainers, out_dir / FIGURE,
                               f"{results.grid.dataset}\n{_budget(results.grid)}")
         paths["figure"] = out_dir / FIGURE
-    with atomic_path(out_dir / MARKDOWN) as temporary:
-        temporary.write_text(markdown_report(results), encoding="utf-8")
+    write_text_atomic(out_dir / MARKDOWN, markdown_report(results))
     paths["report (Markdown)"] = out_dir / MARKDOWN
     return paths
 
