@@ -29,6 +29,7 @@ from nnunet_rdvit.training.optim import ClippedAdamW, WarmupPolyLR, decay_parame
 from nnunet_rdvit.training.progress_plot import plot_aux_progress
 from nnunet_rdvit.training.token_grid import TOKEN_SIZE_KEY, default_token_size, fit_plans_to_tokens
 from nnunet_rdvit.training.trainer_errors import TrainerSetupError, require_configuration
+from nnunet_rdvit.unwrap import unwrap_network
 
 AUX_LOG_KEYS = ("ponder_time", "ponder_loss", "halting_prior_loss", "balance_loss", "z_loss", "expert_load")
 # Arguments the trainer sets itself; they cannot come from ``network_kwargs``.
@@ -123,8 +124,7 @@ class TransformerTrainer(CrashSafeCheckpoints, nnUNetTrainer):
 
     @property
     def unwrapped_network(self) -> TokenSegmentationNetwork:
-        network = self.network.module if self.is_ddp else self.network
-        return getattr(network, "_orig_mod", network)
+        return unwrap_network(self.network)
 
     def train_step(self, batch: dict) -> dict:
         result = super().train_step(batch)
