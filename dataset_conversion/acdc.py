@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from nnunet_rdvit.acdc_labels import LABELS
 from nnunet_rdvit.atomic import write_json_atomic
 from nnunet_rdvit.dataset_conversion.acdc_source import AcdcPatient, SourceFile, read_acdc_source
 from nnunet_rdvit.dataset_conversion.metadata import CASE_METADATA_FILE
@@ -46,7 +47,6 @@ MANIFEST_FILE = "conversion_manifest.json"
 # Bump when the output for a given source changes, so older conversions count as a different dataset.
 MANIFEST_FORMAT = "nnunet-rdvit convert-acdc 1"
 JSON_INDENT = 4  # indented like nnU-Net's own JSON files
-LABELS = {"background": 0, "RV": 1, "MYO": 2, "LV": 3}
 CITATION = ("O. Bernard, A. Lalande, C. Zotti, F. Cervenansky et al., Deep Learning Techniques for Automatic MRI "
             "Cardiac Multi-structures Segmentation and Diagnosis: Is the Problem Solved?, IEEE TMI 37(11):2514-2525, "
             "2018, doi:10.1109/TMI.2018.2837502")

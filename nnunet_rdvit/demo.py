@@ -13,12 +13,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunet_rdvit.acdc_labels import LABEL_NAMES
 from nnunet_rdvit.devices import resolve_device_name
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.stock_commands import nnunet_environment, run_stock_command
 
 MARKER = ".nnunet_rdvit_demo"  # only folders carrying this marker may be replaced with --overwrite
-STRUCTURES = {"1": "RV", "2": "MYO", "3": "LV"}
 
 
 @dataclass
@@ -152,7 +152,7 @@ def run_demo(settings: DemoSettings) -> DemoResult:
                                                    "-djfile", model / "dataset.json", "-pfile", model / "plans.json",
                                                    "-np", "1"], env, logs / "evaluate.log")
     summary = json.loads((predictions / "summary.json").read_text())
-    dice = {STRUCTURES.get(label, label): float(values["Dice"])
+    dice = {LABEL_NAMES.get(label, label): float(values["Dice"])
             for label, values in summary["mean"].items()}
     dice["mean"] = float(summary["foreground_mean"]["Dice"])
     paths = {

@@ -18,10 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nnunet_rdvit.acdc_labels import BACKGROUND, GROUPS, LV, MYO, RV
 from nnunet_rdvit.atomic import atomic_path, write_text_atomic
-
-GROUPS = ("DCM", "HCM", "MINF", "NOR", "RV")
-BACKGROUND, RV, MYO, LV = 0, 1, 2, 3
 
 
 def generate_synthetic_acdc(out_dir: str | Path, n_patients: int = 12, *, seed: int = 0,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-STRUCTURES = {"RV": 1, "MYO": 2, "LV": 3}
+from nnunet_rdvit.acdc_labels import STRUCTURES
+
 MYOCARDIAL_DENSITY_G_PER_ML = 1.05
 # Index name -> (display name, unit). Names carry their unit so CSV columns are self-explaining.
 INDICES = {

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import torch
 
+from nnunet_rdvit.acdc_labels import LABELS, LV, MYO
 from nnunet_rdvit.devices import resolve_device
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.paths import require_folder
@@ -25,9 +26,11 @@ from nnunet_rdvit.tile_step import tile_step_problem
 # segmentation.py hands to nnU-Net. Reorienting readers would need the reorientation undone too.
 SUPPORTED_READERS = ("SimpleITKIO", "NibabelIO")
 _FOLD = re.compile(r"^fold_\d+$")
-# Accepted names (lower case) per ACDC label value: this package's converter (dataset_conversion.acdc.LABELS),
-# then nnU-Net's own Dataset027_ACDC conversion.
-_ACDC_LABEL_NAMES = {0: {"background"}, 1: {"rv"}, 2: {"myo", "mlv"}, 3: {"lv", "lvc"}}
+# Accepted names (lower case) per ACDC label value: this package's (acdc_labels.LABELS), then those of nnU-Net's
+# own Dataset027_ACDC conversion.
+_DATASET027_NAMES = {MYO: "mlv", LV: "lvc"}
+_ACDC_LABEL_NAMES = {value: {name.lower()} | ({_DATASET027_NAMES[value]} if value in _DATASET027_NAMES else set())
+                     for name, value in LABELS.items()}
 
 
 @dataclass

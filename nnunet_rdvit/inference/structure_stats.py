@@ -12,10 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import binary_erosion
 
-from nnunet_rdvit.inference.cardiac_indices import STRUCTURES
+from nnunet_rdvit.acdc_labels import LABELS
 from nnunet_rdvit.inference.introspection import TokenMaps
-
-REGIONS = {"background": 0, **STRUCTURES}
 
 
 def boundary_mask(region: np.ndarray, axis: int) -> np.ndarray:
@@ -32,7 +30,7 @@ def boundary_mask(region: np.ndarray, axis: int) -> np.ndarray:
 def introspection_summary(labels: np.ndarray, maps: TokenMaps, axis: int) -> dict:
     """Per structure: voxels, mean loops overall / at the boundary / in the interior, and expert shares."""
     summary: dict = {}
-    for name, label in REGIONS.items():
+    for name, label in LABELS.items():
         region = (labels == label) & maps.covered
         boundary = boundary_mask(region, axis)
         entry: dict = {"voxels": int(region.sum())}
