@@ -16,7 +16,7 @@ from nnunet_rdvit.acdc_labels import LABELS
 from nnunet_rdvit.inference.introspection import TokenMaps
 
 
-def boundary_mask(region: np.ndarray, axis: int) -> np.ndarray:
+def boundary_voxel_mask(region: np.ndarray, axis: int) -> np.ndarray:
     """Voxels of ``region`` with an in-plane 4-neighbour outside it (``axis`` = slice axis)."""
     cross = np.zeros((3, 3, 3), dtype=bool)
     centre = [slice(1, 2)] * 3
@@ -32,7 +32,7 @@ def introspection_summary(labels: np.ndarray, maps: TokenMaps, axis: int) -> dic
     summary: dict = {}
     for name, label in LABELS.items():
         region = (labels == label) & maps.covered
-        boundary = boundary_mask(region, axis)
+        boundary = boundary_voxel_mask(region, axis)
         entry: dict = {"voxels": int(region.sum())}
         if maps.halting is not None:
             interior = region & ~boundary
