@@ -44,6 +44,7 @@ from nnunet_rdvit.experiments.report import write_csv
 from nnunet_rdvit.experiments.runner import CPU_ENV, State, job_state
 from nnunet_rdvit.experiments.test_set import model_dataset_json, score_predictions
 from nnunet_rdvit.fraction_trainer_names import TimeBudget
+from nnunet_rdvit.number_format import format_number
 from nnunet_rdvit.stock_commands import run_stock_command
 
 FINAL = "checkpoint_final.pth"
@@ -423,7 +424,7 @@ def _null_if_nan(value):
 
 
 def _number(value: float, digits: int = 3) -> str:
-    return "–" if math.isnan(value) else f"{value:.{digits}f}"
+    return format_number(value, f".{digits}f")
 
 
 def _budget(grid: ExperimentGrid) -> str:

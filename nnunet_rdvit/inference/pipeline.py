@@ -37,6 +37,7 @@ from nnunet_rdvit.inference.segmentation import segment
 from nnunet_rdvit.inference.slices import slice_axis
 from nnunet_rdvit.inference.structure_stats import introspection_summary, summary_rows
 from nnunet_rdvit.inference.tables import write_csv
+from nnunet_rdvit.number_format import MISSING
 from nnunet_rdvit.output_lock import output_lock
 from nnunet_rdvit.paths import check_output_outside, prepare_output_folder, remove_if_empty
 
@@ -173,7 +174,7 @@ class _Run:
         self.patients.append(record)
         ef = record["indices"]["LV_EF_percent"]
         self.say(f"  {patient.name}: LV EDV {volumes['ED']['LV']:.1f} mL, ESV {volumes['ES']['LV']:.1f} mL, "
-                 f"EF {'n/a' if ef is None else f'{ef:.1f} %'}")
+                 f"EF {MISSING if ef is None else f'{ef:.1f} %'}")
 
     def volume(self, job: VolumeJob) -> tuple[Volume3D, np.ndarray] | None:
         """Segment and write one volume; None (and a recorded failure) if it cannot be done."""

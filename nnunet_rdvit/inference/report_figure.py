@@ -12,6 +12,7 @@ from nnunet_rdvit.inference.cardiac_indices import INDICES
 from nnunet_rdvit.inference.nifti_io import Volume3D
 from nnunet_rdvit.inference.overlay import legend_handles, save_png, show_contours, show_image, show_labels
 from nnunet_rdvit.inference.slices import heart_crop, in_plane_aspect, mid_slice, slice_axis, take_slice
+from nnunet_rdvit.number_format import format_number
 
 
 def write_report(target: Path, patient: str, frames: dict[str, int], images: dict[str, Volume3D],
@@ -57,4 +58,4 @@ def write_report(target: Path, patient: str, frames: dict[str, int], images: dic
 
 
 def _value(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
+    return format_number(value, ".1f")
