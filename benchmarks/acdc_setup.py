@@ -16,11 +16,11 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 from torch import nn
 
+from nnunet_rdvit.acdc_labels import LABELS, NUM_CLASSES
 from nnunet_rdvit.networks import RDViT
 from nnunet_rdvit.training.token_grid import fit_plans_to_tokens
 from nnunet_rdvit.training.trainers import RDViTTrainer, RDViTTrainer_MoE, ViTTrainer
 
-NUM_CLASSES = 4  # background, RV, MYO, LV
 CONFIGURATIONS = ("2d", "3d_fullres")
 
 
@@ -70,7 +70,7 @@ QUICK_PLANS["configurations"]["2d"].update(patch_size=[64, 32], median_image_siz
 QUICK_PLANS["configurations"]["3d_fullres"].update(patch_size=[4, 64, 32], median_image_size_in_voxels=[4.0, 60.0, 28.0])
 QUICK_PLANS["original_median_shape_after_transp"] = [2, 60, 28]
 
-DATASET_JSON = {"channel_names": {"0": "cineMRI"}, "labels": {"background": 0, "RV": 1, "MYO": 2, "LV": 3},
+DATASET_JSON = {"channel_names": {"0": "cineMRI"}, "labels": dict(LABELS),
                 "numTraining": 200, "file_ending": ".nii.gz"}
 
 # name → the trainer whose network it is; "sparse"/"dense" pin RD-ViT's ACT execution (None: automatic).

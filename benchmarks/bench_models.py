@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from nnunet_rdvit.commands.argument_types import existing_file, positive_int
+from nnunet_rdvit.devices import resolve_device
 from nnunet_rdvit.flops import count_flops
 from nnunet_rdvit.networks import RDViT
 
@@ -209,7 +210,7 @@ def format_configuration(result: ConfigurationResult, device: torch.device) -> s
 
 
 def run(quick: bool = False, plans: Path | None = None, repeats: int | None = None) -> list[ConfigurationResult]:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device("auto")
     repeats = repeats or (1 if quick else 3)
     results = []
     for setup in load_setups(plans, quick):

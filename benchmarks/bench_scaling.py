@@ -19,8 +19,10 @@ from pathlib import Path
 
 import torch
 
+from nnunet_rdvit.devices import resolve_device
 from nnunet_rdvit.flops import count_flops
 from nnunet_rdvit.networks import RDViT, ViT
+from nnunet_rdvit.number_format import MISSING
 from nnunet_rdvit.training.token_grid import TOKEN_SIZE_KEY
 
 from acdc_setup import NUM_CLASSES, Setup, load_setups, run_all_loops, stagger_halting
@@ -205,11 +207,11 @@ def format_results(setup: Setup, loops: list[LoopRow], tokens: list[TokenRow], f
 
 
 def _saving(before: float | None, after: float | None) -> str:
-    return "—" if before is None or after is None else f"{1 - after / before:.0%}"
+    return MISSING if before is None or after is None else f"{1 - after / before:.0%}"
 
 
 def run(quick: bool = False, plans: Path | None = None, repeats: int | None = None) -> dict:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device("auto")
     repeats = repeats or (1 if quick else 3)
     warmup = not quick
     setup = next(s for s in load_setups(plans, quick) if s.name == "3d_fullres")

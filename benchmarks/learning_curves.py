@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from nnunet_rdvit.experiments.learning_curve import (LearningCurve, learning_curve_grid, markdown_report,
                                                          snapshot_environment, write_learning_curves)
-    from nnunet_rdvit.experiments.nnunet_folders import check_preprocessed, nnunet_folder, resolve_dataset
+    from nnunet_rdvit.nnunet_folders import check_preprocessed, nnunet_folder, resolve_dataset
     from nnunet_rdvit.experiments.runner import plan_jobs, print_dry_run, resolve_devices, run_jobs
     from nnunet_rdvit.fraction_trainer_names import TimeBudget
 

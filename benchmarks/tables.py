@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from nnunet_rdvit.number_format import MISSING
+
 Cell = str | int | float | None
 
 
 def fmt(value: Cell, digits: int = 3) -> str:
     """Numbers to a few significant digits; None (not measured here) to an em dash."""
     if value is None:
-        return "—"
+        return MISSING
     if isinstance(value, str):
         return value
     if isinstance(value, int):
@@ -20,7 +22,7 @@ def fmt(value: Cell, digits: int = 3) -> str:
 
 def ratio(value: float | None, reference: float | None) -> str:
     if value is None or not reference:
-        return "—"
+        return MISSING
     return f"{value / reference:.2f}×"
 
 

@@ -32,11 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from nnunet_rdvit.atomic import atomic_path
+from nnunet_rdvit.acdc_labels import LABELS
+from nnunet_rdvit.atomic import write_json_atomic
 from nnunet_rdvit.dataset_conversion.acdc_source import AcdcPatient, SourceFile, read_acdc_source
 from nnunet_rdvit.dataset_conversion.metadata import CASE_METADATA_FILE
 from nnunet_rdvit.dataset_conversion.splits import patient_grouped_splits
 from nnunet_rdvit.errors import UserError
+from nnunet_rdvit.nnunet_folders import folder_variable
 from nnunet_rdvit.paths import creatable_folder_problem
 
 DATASET_NAME = "ACDC"
@@ -44,7 +46,7 @@ SPLITS_FILE = "splits_final.json"
 MANIFEST_FILE = "conversion_manifest.json"
 # Bump when the output for a given source changes, so older conversions count as a different dataset.
 MANIFEST_FORMAT = "nnunet-rdvit convert-acdc 1"
-LABELS = {"background": 0, "RV": 1, "MYO": 2, "LV": 3}
+JSON_INDENT = 4  # indented like nnU-Net's own JSON files
 CITATION = ("O. Bernard, A. Lalande, C. Zotti, F. Cervenansky et al., Deep Learning Techniques for Automatic MRI "
             "Cardiac Multi-structures Segmentation and Diagnosis: Is the Problem Solved?, IEEE TMI 37(11):2514-2525, "
             "2018, doi:10.1109/TMI.2018.2837502")
@@ -84,7 +86,7 @@ def convert_acdc(raw_dir: str | Path, nnunet_raw_dir: str | Path | None = None, 
     if target.is_relative_to(raw_dir) or raw_dir.is_relative_to(target):
         raise UserError(f"the output {target} and the ACDC source {raw_dir} overlap; the source is never "
                         f"modified, so choose an nnUNet_raw folder outside it")
-    preprocessed = _env_dir("nnUNet_preprocessed", environment)
+    preprocessed = folder_variable("nnUNet_preprocessed", environment)
     if preprocessed is not None and (problem := creatable_folder_problem(preprocessed)):
         raise UserError(f"nnUNet_preprocessed ({problem}) is where the splits and case metadata also go; point "
                         f"it to a folder you can write to, or unset it")
@@ -115,7 +117,7 @@ def convert_acdc(raw_dir: str | Path, nnunet_raw_dir: str | Path | None = None, 
         preprocessed_dir.mkdir(parents=True, exist_ok=True)
         for file_name, content in side_files.items():
             if _read_json(preprocessed_dir / file_name) != content:
-                _write_json_atomic(preprocessed_dir / file_name, content)
+                write_json_atomic(preprocessed_dir / file_name, content, indent=JSON_INDENT)
 
     return ConversionResult(
         dataset_dir=target,
@@ -131,11 +133,14 @@ def convert_acdc(raw_dir: str | Path, nnunet_raw_dir: str | Path | None = None, 
 
 def _nnunet_raw_root(nnunet_raw_dir: str | Path | None, environment: Mapping[str, str]) -> Path:
     # nnunetv2 2.8's nnUNet_raw is an _EnvPath (falsy when unset, os.fspath when set); strings and Paths work too.
-    value = environment.get("nnUNet_raw") if nnunet_raw_dir is None else nnunet_raw_dir
-    if not value or not os.fspath(value).strip():
+    if nnunet_raw_dir is None:
+        root = folder_variable("nnUNet_raw", environment)
+    else:
+        given = os.fspath(nnunet_raw_dir) if nnunet_raw_dir else ""
+        root = Path(given).expanduser().resolve() if given.strip() else None
+    if root is None:
         raise UserError("no nnU-Net raw folder: set the nnUNet_raw environment variable "
                         "(export nnUNet_raw=/path/to/nnUNet_raw) or pass --nnunet-raw /path/to/nnUNet_raw")
-    root = Path(os.fspath(value)).expanduser().resolve()
     problem = creatable_folder_problem(root)
     if problem is not None:
         where = "set nnUNet_raw to" if nnunet_raw_dir is None else "pass --nnunet-raw"
@@ -143,15 +148,10 @@ def _nnunet_raw_root(nnunet_raw_dir: str | Path | None, environment: Mapping[str
     return root
 
 
-def _env_dir(variable: str, environment: Mapping[str, str]) -> Path | None:
-    value = environment.get(variable, "").strip()
-    return Path(value).expanduser().resolve() if value else None
-
-
 def _check_id_unused(dataset_id: int, name: str, raw_root: Path, environment: Mapping[str, str]) -> None:
     """nnU-Net refuses to run when two dataset names share an id across raw, preprocessed and results."""
-    roots = {"nnUNet_raw": raw_root, "nnUNet_preprocessed": _env_dir("nnUNet_preprocessed", environment),
-             "nnUNet_results": _env_dir("nnUNet_results", environment)}
+    roots = {"nnUNet_raw": raw_root, "nnUNet_preprocessed": folder_variable("nnUNet_preprocessed", environment),
+             "nnUNet_results": folder_variable("nnUNet_results", environment)}
     for variable, root in roots.items():
         if root is None or not root.is_dir():
             continue
@@ -254,13 +254,12 @@ def _build(target: Path, copies: dict[str, SourceFile], side_files: dict[str, ob
             license="ACDC terms: research use, cite Bernard et al., IEEE TMI 2018",
             converted_by="nnunet-rdvit convert-acdc",
         )
-        # Plain writes are enough inside the staging folder: it only becomes visible as a whole.
         for file_name, content in side_files.items():
-            (staging / file_name).write_text(_json_text(content), encoding="utf-8")
+            write_json_atomic(staging / file_name, content, indent=JSON_INDENT)
         for file_name in ("dataset.json", *side_files):
             outputs[file_name] = hashlib.sha256((staging / file_name).read_bytes()).hexdigest()
         manifest = {**identity, "outputs": dict(sorted(outputs.items()))}
-        (staging / MANIFEST_FILE).write_text(_json_text(manifest), encoding="utf-8")
+        write_json_atomic(staging / MANIFEST_FILE, manifest, indent=JSON_INDENT)
         _swap_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -290,13 +289,3 @@ def _read_json(path: Path) -> object:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-
-
-def _json_text(content: object) -> str:
-    return json.dumps(content, indent=4) + "\n"
-
-
-def _write_json_atomic(path: Path, content: object) -> None:
-    """A training job reading the preprocessed splits never sees half a file."""
-    with atomic_path(path) as temp:
-        temp.write_text(_json_text(content), encoding="utf-8")

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from nnunet_rdvit.acdc_labels import GROUPS, LABELS
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.paths import kind_of, require_folder
 
 SUBSETS = ("training", "testing")
-GROUPS = ("DCM", "HCM", "MINF", "NOR", "RV")
-LABEL_VALUES = frozenset({0, 1, 2, 3})
+LABEL_VALUES = frozenset(LABELS.values())
 _PATIENT_DIR = re.compile(r"^patient\d{3}$")
 
 

@@ -56,7 +56,13 @@ def _current_umask() -> int:
     return mask
 
 
-def write_json_atomic(target: str | os.PathLike, data: Any) -> None:
+def write_text_atomic(target: str | os.PathLike, text: str) -> None:
+    """``text`` as ``target``'s whole UTF-8 content, published atomically."""
     with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(target: str | os.PathLike, data: Any, indent: int = 2) -> None:
+    """``data`` as indented JSON with a final newline, published atomically."""
+    write_text_atomic(target, json.dumps(data, indent=indent) + "\n")
 

@@ -13,11 +13,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunet_rdvit.acdc_labels import LABEL_NAMES
+from nnunet_rdvit.devices import resolve_device_name
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.stock_commands import nnunet_environment, run_stock_command
 
 MARKER = ".nnunet_rdvit_demo"  # only folders carrying this marker may be replaced with --overwrite
-STRUCTURES = {"1": "RV", "2": "MYO", "3": "LV"}
 
 
 @dataclass
@@ -71,8 +72,7 @@ def prepare_output_folder(output: Path, overwrite: bool) -> None:
 def check_settings(settings: DemoSettings) -> None:
     """Refuse what would fail only after minutes of data generation and planning: a CUDA device that is not
     there, an nnU-Net worker count nnU-Net cannot parse, a trainer nnU-Net cannot find."""
-    if settings.device == "cuda" and _best_device() != "cuda":
-        raise UserError("--device cuda, but torch sees no CUDA GPU; use --device cpu (or auto)")
+    resolve_device_name(settings.device)
     workers = os.environ.get("nnUNet_n_proc_DA")
     if workers is not None and not workers.strip().isdigit():
         raise UserError(f"nnUNet_n_proc_DA={workers!r} is not a whole number of data-augmentation workers; set it "
@@ -109,7 +109,7 @@ def run_demo(settings: DemoSettings) -> DemoResult:
     prepare_output_folder(out, settings.overwrite)
     raw, nn_raw, nn_pre, nn_res, logs = (out / "acdc_raw", out / "nnUNet_raw", out / "nnUNet_preprocessed",
                                          out / "nnUNet_results", out / "logs")
-    device = settings.device if settings.device != "auto" else _best_device()
+    device = resolve_device_name(settings.device)
     total = 6
 
     _stage(1, total, f"Generating a synthetic ACDC-layout dataset ({settings.train_patients} training + "
@@ -152,7 +152,7 @@ def run_demo(settings: DemoSettings) -> DemoResult:
                                                    "-djfile", model / "dataset.json", "-pfile", model / "plans.json",
                                                    "-np", "1"], env, logs / "evaluate.log")
     summary = json.loads((predictions / "summary.json").read_text())
-    dice = {STRUCTURES.get(label, label): float(values["Dice"])
+    dice = {LABEL_NAMES.get(label, label): float(values["Dice"])
             for label, values in summary["mean"].items()}
     dice["mean"] = float(summary["foreground_mean"]["Dice"])
     paths = {
@@ -167,12 +167,6 @@ def run_demo(settings: DemoSettings) -> DemoResult:
         "logs of every step": logs,
     }
     return DemoResult(dice, paths, time.time() - start)
-
-
-def _best_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def print_result(result: DemoResult, settings: DemoSettings) -> None:

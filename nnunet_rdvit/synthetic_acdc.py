@@ -18,10 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunet_rdvit.atomic import atomic_path
-
-GROUPS = ("DCM", "HCM", "MINF", "NOR", "RV")
-BACKGROUND, RV, MYO, LV = 0, 1, 2, 3
+from nnunet_rdvit.acdc_labels import BACKGROUND, GROUPS, LV, MYO, RV
+from nnunet_rdvit.atomic import atomic_path, write_text_atomic
 
 
 def generate_synthetic_acdc(out_dir: str | Path, n_patients: int = 12, *, seed: int = 0,
@@ -66,8 +64,7 @@ def _write_patient(training_dir: Path, patient_id: int, group: str, rng: np.rand
     weight = round(float(rng.uniform(50.0, 110.0)), 1)
     info = (f"ED: 1\nES: {es_frame}\nGroup: {group}\nHeight: {height:.1f}\n"
             f"NbFrame: {nb_frames}\nWeight: {weight:.1f}\n")
-    with atomic_path(folder / "Info.cfg") as temp:
-        temp.write_text(info)
+    write_text_atomic(folder / "Info.cfg", info)
 
     heart = _draw_heart(rng, group, shape)
     scene = _draw_scene(rng, shape)

@@ -9,8 +9,9 @@ from nnunet_rdvit.analysis.depth import dice_per_structure
 from nnunet_rdvit.analysis.dynamics import training_dynamics
 from nnunet_rdvit.analysis.experts import mutual_information, normalised_mutual_information, specialisation
 from nnunet_rdvit.analysis.halting import ALL_STRUCTURES, case_halting, paired_test
-from nnunet_rdvit.analysis.token_labels import (UNLABELLED, any_boundary_mask, any_interior_mask, background_mask,
-                                                boundary_mask, interior_mask, majority_label, token_label_histogram)
+from nnunet_rdvit.analysis.token_labels import (UNLABELLED, any_boundary_token_mask, any_interior_token_mask,
+                                                background_token_mask, boundary_token_mask, interior_token_mask,
+                                                majority_label, token_label_histogram)
 from nnunet_rdvit.analysis.tokens import CaseTokens
 
 # 6×6 voxels, 2×2 tokens → a 3×3 token grid. Token (row, column) covers rows 2r..2r+1, columns 2c..2c+1.
@@ -50,13 +51,13 @@ def test_token_histogram_refuses_a_token_size_that_does_not_tile() -> None:
 def test_boundary_interior_and_background_tokens_on_a_hand_made_grid() -> None:
     histogram = token_label_histogram(LABELS, (2, 2), 3)
     grid = lambda mask: mask.astype(int).tolist()  # noqa: E731
-    assert grid(boundary_mask(histogram, 1)) == [[0, 1, 0], [0, 0, 0], [1, 0, 0]]
-    assert grid(interior_mask(histogram, 1)) == [[0, 0, 0], [1, 0, 0], [0, 0, 0]]
-    assert grid(boundary_mask(histogram, 2)) == [[0, 0, 0], [0, 0, 0], [1, 0, 0]]
-    assert grid(interior_mask(histogram, 2)) == [[0, 0, 0], [0, 1, 0], [0, 1, 0]]
-    assert grid(background_mask(histogram)) == [[1, 0, 1], [0, 0, 1], [0, 0, 0]]
-    assert grid(any_boundary_mask(histogram)) == [[0, 1, 0], [0, 0, 0], [1, 0, 0]]
-    assert grid(any_interior_mask(histogram)) == [[0, 0, 0], [1, 1, 0], [0, 1, 0]]
+    assert grid(boundary_token_mask(histogram, 1)) == [[0, 1, 0], [0, 0, 0], [1, 0, 0]]
+    assert grid(interior_token_mask(histogram, 1)) == [[0, 0, 0], [1, 0, 0], [0, 0, 0]]
+    assert grid(boundary_token_mask(histogram, 2)) == [[0, 0, 0], [0, 0, 0], [1, 0, 0]]
+    assert grid(interior_token_mask(histogram, 2)) == [[0, 0, 0], [0, 1, 0], [0, 1, 0]]
+    assert grid(background_token_mask(histogram)) == [[1, 0, 1], [0, 0, 1], [0, 0, 0]]
+    assert grid(any_boundary_token_mask(histogram)) == [[0, 1, 0], [0, 0, 0], [1, 0, 0]]
+    assert grid(any_interior_token_mask(histogram)) == [[0, 0, 0], [1, 1, 0], [0, 1, 0]]
 
 
 def test_case_halting_means_per_category() -> None:

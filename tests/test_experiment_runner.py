@@ -116,7 +116,7 @@ def test_resolve_devices(monkeypatch: pytest.MonkeyPatch, device: str, gpus: str
 
 
 @pytest.mark.parametrize("device, gpus, message", [
-    ("cpu", "0", "contradicts --device cpu"), ("auto", "0,0", "distinct GPU ids"), ("auto", "a", "distinct GPU ids"),
+    ("cpu", "0", "contradicts -device cpu"), ("auto", "0,0", "distinct GPU ids"), ("auto", "a", "distinct GPU ids"),
     ("cuda", "auto", "no GPU is visible"),
 ])
 def test_resolve_devices_errors(monkeypatch: pytest.MonkeyPatch, device: str, gpus: str, message: str) -> None:

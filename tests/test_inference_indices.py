@@ -11,7 +11,7 @@ from nnunet_rdvit.inference.agreement import agreement_statistics
 from nnunet_rdvit.inference.cardiac_indices import (MYOCARDIAL_DENSITY_G_PER_ML, cardiac_indices,
                                                     structure_volumes_ml)
 from nnunet_rdvit.inference.slices import mid_slice, slice_axis
-from nnunet_rdvit.inference.structure_stats import boundary_mask
+from nnunet_rdvit.inference.structure_stats import boundary_voxel_mask
 
 SPACING = (1.25, 1.5, 8.0)  # anisotropic, like a cine stack
 VOXEL_ML = 1.25 * 1.5 * 8.0 / 1000.0
@@ -101,11 +101,11 @@ def test_agreement_statistics_with_too_few_pairs() -> None:
 def test_boundary_is_one_voxel_in_plane_and_ignores_the_slice_axis() -> None:
     region = np.zeros((12, 12, 5), dtype=bool)
     region[2:10, 3:9, 1:4] = True  # 8 x 6 x 3 box
-    boundary = boundary_mask(region, axis=2)
+    boundary = boundary_voxel_mask(region, axis=2)
     # Per slice: the 8x6 rectangle minus its 6x4 interior; the top and bottom slices are not all boundary.
     assert boundary.sum() == 3 * (8 * 6 - 6 * 4)
     assert not boundary[:, :, 0].any() and boundary[2, 5, 1] and not boundary[5, 5, 2]
-    assert boundary_mask(region, axis=0).sum() == 8 * (6 * 3 - 4 * 1)
+    assert boundary_voxel_mask(region, axis=0).sum() == 8 * (6 * 3 - 4 * 1)
 
 
 def test_slice_axis_is_the_coarsest_and_mid_slice_follows_the_lv() -> None:

@@ -20,6 +20,7 @@ import torch
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.inference.model import LoadedModel
 from nnunet_rdvit.inference.nifti_io import is_nifti_name, load_nifti
+from nnunet_rdvit.nnunet_folders import nnunet_folder
 from nnunet_rdvit.paths import require_folder
 from nnunet_rdvit.quiet_itk import quiet_simpleitk
 
@@ -46,7 +47,7 @@ def validation_cases(model_folder: Path, fold: int | str, dataset_json: dict) ->
         raise UserError("fold 'all' was trained on every case and has no validation cases; pass labelled cases "
                         "with --images DIR --labels DIR")
     dataset = model_folder.resolve().parent.name
-    splits_file = _environment_folder("nnUNet_preprocessed") / dataset / "splits_final.json"
+    splits_file = _nnunet_folder("nnUNet_preprocessed") / dataset / "splits_final.json"
     if not splits_file.is_file():
         raise UserError(f"{splits_file} does not exist, so the validation cases of fold {fold} are unknown; train "
                         f"the model first, set nnUNet_preprocessed to the folder it was trained with, or pass "
@@ -56,7 +57,7 @@ def validation_cases(model_folder: Path, fold: int | str, dataset_json: dict) ->
         raise UserError(f"{splits_file} has {len(splits)} split(s) and no fold {fold}; pass --images DIR "
                         f"--labels DIR")
     names = sorted(splits[fold]["val"])
-    raw = _environment_folder("nnUNet_raw") / dataset
+    raw = _nnunet_folder("nnUNet_raw") / dataset
     if "dataset" in dataset_json:  # nnU-Net's explicit file lists, paths relative to the raw dataset folder
         listed = dataset_json["dataset"]
         missing = [name for name in names if name not in listed]
@@ -176,9 +177,6 @@ def _raw_path(raw: Path, listed: str) -> Path:
     return path if path.is_absolute() else raw / path
 
 
-def _environment_folder(variable: str) -> Path:
-    value = os.environ.get(variable)
-    if not value:
-        raise UserError(f"{variable} is not set; set it to the nnU-Net folder the model was trained with, or pass "
-                        f"labelled cases with --images DIR --labels DIR")
-    return Path(value)
+def _nnunet_folder(variable: str) -> Path:
+    """The folder the model was trained with; labelled folders are the way round a missing one."""
+    return nnunet_folder(variable, alternative="pass labelled cases with --images DIR --labels DIR")

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 
 from nnunet_rdvit.analysis.depth import MEAN  # noqa: E402
 from nnunet_rdvit.inference.overlay import LABEL_COLOURS, save_png, show_image  # noqa: E402
+from nnunet_rdvit.number_format import format_number  # noqa: E402
 
 SETTING_STYLE = {"act_on": ("-", "ACT on"), "act_off": ("--", "ACT off")}
 
@@ -111,7 +112,7 @@ def experts_figure(target: Path, result: dict, label_names: Sequence[str]) -> No
     shuffled = result["shuffled_normalised_mutual_information"]
     figure.suptitle(f"MoE expert × structure (token majority label): normalised MI "
                     f"{result['normalised_mutual_information']:.3f}, shuffled "
-                    f"{'n/a' if shuffled is None else f'{shuffled:.3f}'}", fontsize=10)
+                    f"{format_number(shuffled, '.3f')}", fontsize=10)
     figure.tight_layout()
     save_png(figure, target)
 

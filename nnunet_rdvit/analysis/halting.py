@@ -14,8 +14,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from nnunet_rdvit.analysis.describe import describe, is_known
-from nnunet_rdvit.analysis.token_labels import (any_boundary_mask, any_interior_mask, background_mask,
-                                                boundary_mask, interior_mask)
+from nnunet_rdvit.analysis.token_labels import (any_boundary_token_mask, any_interior_token_mask,
+                                                background_token_mask, boundary_token_mask, interior_token_mask)
 from nnunet_rdvit.analysis.tokens import CaseTokens
 
 ALL_STRUCTURES = "all structures"  # pooled: any boundary token vs any single-structure interior token
@@ -25,12 +25,13 @@ def case_halting(tokens: CaseTokens, structures: Mapping[str, int]) -> dict:
     """Mean loops (and token counts) of ``tokens`` per category: background, and per structure (and pooled)
     boundary and interior. Means are ``None`` where a category has no token."""
     histogram, loops = tokens.histogram, tokens.halting.astype(np.float64)
-    groups = {name: {"boundary": _mean(loops, boundary_mask(histogram, label)),
-                     "interior": _mean(loops, interior_mask(histogram, label))}
+    groups = {name: {"boundary": _mean(loops, boundary_token_mask(histogram, label)),
+                     "interior": _mean(loops, interior_token_mask(histogram, label))}
               for name, label in structures.items()}
-    groups[ALL_STRUCTURES] = {"boundary": _mean(loops, any_boundary_mask(histogram)),
-                              "interior": _mean(loops, any_interior_mask(histogram))}
-    return {"case": tokens.name, "mean_loops": float(loops.mean()), "background": _mean(loops, background_mask(histogram)),
+    groups[ALL_STRUCTURES] = {"boundary": _mean(loops, any_boundary_token_mask(histogram)),
+                              "interior": _mean(loops, any_interior_token_mask(histogram))}
+    return {"case": tokens.name, "mean_loops": float(loops.mean()),
+            "background": _mean(loops, background_token_mask(histogram)),
             "structures": groups}
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from nnunet_rdvit.errors import UserError
+from nnunet_rdvit.unwrap import unwrap_network
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class RecurrentNetwork:
 
 def recurrent_network(network: nn.Module, trainer: str) -> RecurrentNetwork:
     """The recurrent core's settings, or a :class:`UserError` for networks without loops (ViT, U-Net)."""
-    network = getattr(network, "_orig_mod", network)  # under torch.compile (nnUNet_compile=t)
+    network = unwrap_network(network)  # under torch.compile (nnUNet_compile=t)
     core = getattr(network, "core", None)
     if core is None or not hasattr(core, "num_loops"):
         kind = type(network).__name__

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnunet_rdvit.analysis.depth import MEAN
-from nnunet_rdvit.atomic import atomic_path, write_json_atomic
+from nnunet_rdvit.atomic import write_json_atomic, write_text_atomic
+from nnunet_rdvit.number_format import MISSING, format_number
 
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
 
 
 def write_report(folder: Path, report: dict) -> list[Path]:
     write_json_atomic(folder / REPORT_JSON, report)
-    with atomic_path(folder / REPORT_MD) as tmp:
-        tmp.write_text(markdown(report))
+    write_text_atomic(folder / REPORT_MD, markdown(report))
     return [folder / REPORT_JSON, folder / REPORT_MD]
 
 
@@ -59,9 +59,9 @@ def _halting(section: dict) -> list[str]:
     lines += ["", _row(["paired test (Wilcoxon signed-rank)", "pairs", "mean difference", "first greater in",
                         "p"]), _row(["---"] * 5)]
     for name, test in section["summary"]["tests"].items():
-        p = "—" if test["p_value"] is None else f"{test['p_value']:.3g}"
-        difference = "—" if test["mean_difference"] is None else f"{test['mean_difference']:+.3f}"
-        greater = "—" if test["first_greater"] is None else f"{test['first_greater']} / {test['pairs']}"
+        p = format_number(test["p_value"], ".3g")
+        difference = format_number(test["mean_difference"], "+.3f")
+        greater = MISSING if test["first_greater"] is None else f"{test['first_greater']} / {test['pairs']}"
         lines.append(_row([name, str(test["pairs"]), difference, greater, p + (f" ({test['note']})"
                                                                                  if test.get("note") else "")]))
     return lines + ["", "![halting by category](halting.png)", "", "![halting examples](halting_examples.png)", ""]
@@ -110,9 +110,9 @@ def _row(cells: list[str]) -> str:
 
 def _mean_std(value: dict, digits: int = 3) -> str:
     if value["mean"] is None:
-        return "—"
+        return MISSING
     return f"{value['mean']:.{digits}f} ± {value['std']:.{digits}f}"
 
 
 def _number(value: float | None, digits: int) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
+    return format_number(value, f".{digits}f")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nnunet_rdvit.analysis.depth import MEAN
 from nnunet_rdvit.analysis.halting import ALL_STRUCTURES
+from nnunet_rdvit.number_format import format_number
 
 _SETTING = {"act_on": "ACT on", "act_off": "ACT off"}
 
@@ -56,4 +57,4 @@ def _loops(value: dict) -> str:
 
 
 def _number(value: float | None, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
+    return format_number(value, spec)

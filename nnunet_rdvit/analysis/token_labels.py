@@ -47,28 +47,28 @@ def majority_label(histogram: np.ndarray) -> np.ndarray:
     return np.where(histogram.sum(-1) > 0, histogram.argmax(-1), UNLABELLED)
 
 
-def boundary_mask(histogram: np.ndarray, structure: int) -> np.ndarray:
+def boundary_token_mask(histogram: np.ndarray, structure: int) -> np.ndarray:
     """Tokens that contain ``structure`` and any other label."""
     present = histogram[..., structure] > 0
     return present & (histogram.sum(-1) > histogram[..., structure])
 
 
-def interior_mask(histogram: np.ndarray, structure: int) -> np.ndarray:
+def interior_token_mask(histogram: np.ndarray, structure: int) -> np.ndarray:
     """Tokens that contain ``structure`` and nothing else."""
     present = histogram[..., structure] > 0
     return present & (histogram.sum(-1) == histogram[..., structure])
 
 
-def background_mask(histogram: np.ndarray) -> np.ndarray:
+def background_token_mask(histogram: np.ndarray) -> np.ndarray:
     """Tokens that contain only label 0."""
-    return interior_mask(histogram, 0)
+    return interior_token_mask(histogram, 0)
 
 
-def any_boundary_mask(histogram: np.ndarray) -> np.ndarray:
+def any_boundary_token_mask(histogram: np.ndarray) -> np.ndarray:
     """Tokens containing two or more labels: the union of every structure's boundary tokens."""
     return (histogram > 0).sum(-1) >= 2
 
 
-def any_interior_mask(histogram: np.ndarray) -> np.ndarray:
+def any_interior_token_mask(histogram: np.ndarray) -> np.ndarray:
     """Tokens containing a single foreground label: the union of every structure's interior tokens."""
     return ((histogram > 0).sum(-1) == 1) & (histogram[..., 0] == 0)

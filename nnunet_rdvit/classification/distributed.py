@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch import nn
 
-from nnunet_rdvit.errors import UserError
+from nnunet_rdvit.devices import resolve_device_name
 
 
 @dataclass(frozen=True)
@@ -49,13 +48,9 @@ class DistributedContext:
             dist.barrier()
 
 
-def resolve_device(device: str, local_rank: int = 0) -> torch.device:
+def _process_device(device: str, local_rank: int = 0) -> torch.device:
     """'auto' → this process's GPU when there is one, else the CPU."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise UserError(f"unknown device {device!r}; choose auto, cpu or cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was requested but no CUDA GPU is available; use --device cpu")
-    if device == "cpu" or not torch.cuda.is_available():
+    if resolve_device_name(device) == "cpu":
         return torch.device("cpu")
     torch.cuda.set_device(local_rank)
     return torch.device("cuda", local_rank)
@@ -66,12 +61,7 @@ def setup_distributed(device: str = "auto") -> DistributedContext:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
-    resolved = resolve_device(device, local_rank)
+    resolved = _process_device(device, local_rank)
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if resolved.type == "cuda" else "gloo", rank=rank, world_size=world_size)
     return DistributedContext(rank, world_size, resolved)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnunet_rdvit.classification.distributed import unwrap
+from nnunet_rdvit.unwrap import unwrap_network
 
 
 @dataclass
@@ -45,7 +45,7 @@ class ClassificationObjective:
         self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor, progress: float
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logits = model(images)  # through DDP's forward when distributed; the auxiliaries ride beside it
-        aux = unwrap(model).last_aux
+        aux = unwrap_network(model).last_aux
         smoothing = self.label_smoothing if targets.ndim == 1 else 0.0
         cross_entropy = F.cross_entropy(logits.float(), targets, label_smoothing=smoothing)
         loss = cross_entropy

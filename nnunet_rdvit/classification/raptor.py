@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from nnunet_rdvit.classification.base import TokenClassifier, fixed_depth
-from nnunet_rdvit.classification.distributed import unwrap
 from nnunet_rdvit.classification.vit import VisionTransformer
 from nnunet_rdvit.networks.aux_outputs import AuxOutputs
+from nnunet_rdvit.unwrap import unwrap_network
 
 
 def equal_phases(depth: int, num_blocks: int) -> list[int]:
@@ -175,7 +175,7 @@ class RaptorDistillation:
             states = self.teacher.trajectory(self.teacher.embed(images)[0])
         probability = teacher_forcing_probability(progress, self.anneal_fraction)
         forced = torch.rand(images.shape[0], device=images.device) < probability
-        student = unwrap(model)
+        student = unwrap_network(model)
         with student.teacher_forcing(states, forced):
             model(images)
         losses = [F.mse_loss(s.float(), t.float()) for s, t in zip(student.last_aux.layer_states, states[1:])]

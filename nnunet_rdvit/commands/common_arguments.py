@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Callable, Union
 
 from nnunet_rdvit.commands.argument_types import fold, non_negative_int, tile_step
+from nnunet_rdvit.devices import DEVICE_CHOICES
 
 # A parser or one of its argument groups (which --help shows under a heading).
 Arguments = Union[argparse.ArgumentParser, argparse._ArgumentGroup]
-DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_CHECKPOINT = "checkpoint_final.pth"
 MODEL_FOLDER = "MODEL_DIR"
 OUTPUT_FOLDER = "OUTDIR"
@@ -81,7 +81,7 @@ def add_enable_tta(parser: Arguments) -> None:
 
 def add_device(parser: Arguments) -> None:
     """``-device auto|cpu|cuda`` (nnU-Net's ``-device``, plus ``auto``)."""
-    parser.add_argument("-device", dest="device", choices=DEVICES, default="auto",
+    parser.add_argument("-device", dest="device", choices=DEVICE_CHOICES, default="auto",
                         help="auto (default) uses CUDA when torch sees a GPU, else the CPU")
 
 

@@ -93,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nnunet_rdvit.errors import UserError
-    from nnunet_rdvit.experiments.nnunet_folders import nnunet_folder
+    from nnunet_rdvit.nnunet_folders import nnunet_folder
     from nnunet_rdvit.experiments.runner import plan_jobs, print_dry_run, resolve_devices, run_jobs
     from nnunet_rdvit.paths import check_output_outside, prepare_output_folder
 
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
 def _grid(args: argparse.Namespace):
     from nnunet_rdvit.errors import UserError
     from nnunet_rdvit.experiments.grid import ExperimentGrid
-    from nnunet_rdvit.experiments.nnunet_folders import check_preprocessed, nnunet_folder, resolve_dataset
+    from nnunet_rdvit.nnunet_folders import check_preprocessed, nnunet_folder, resolve_dataset
     from nnunet_rdvit.fraction_trainer_names import TimeBudget, TrainingBudget
 
     if args.minutes is not None and args.epochs is not None:
@@ -164,7 +164,7 @@ def _aggregate(grid, results: Path, args: argparse.Namespace, device: str) -> No
     from nnunet_rdvit.experiments.ablation import ablation_rows
     from nnunet_rdvit.experiments.aggregate import (collect_validation_scores, summarise_over_cases,
                                                     summarise_over_folds)
-    from nnunet_rdvit.experiments.nnunet_folders import nnunet_folder
+    from nnunet_rdvit.nnunet_folders import nnunet_folder
     from nnunet_rdvit.experiments.report import ExperimentResults, ablation_table, dice_table, write_report
     from nnunet_rdvit.experiments.stats import paired_comparisons
     from nnunet_rdvit.paths import prepare_output_folder

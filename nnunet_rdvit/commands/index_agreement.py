@@ -32,16 +32,16 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_rdvit.errors import UserError
     from nnunet_rdvit.inference import compare_indices
     from nnunet_rdvit.inference.cardiac_indices import INDICES
+    from nnunet_rdvit.number_format import MISSING, format_number
 
     result = compare_indices(args.predictions, args.ground_truth, args.output)
     print(f"{len(result.pairs)} patient(s) compared; outputs in {result.output}")
     print(f"  {'index':<26}{'n':>4}{'r':>8}{'bias':>9}{'SD':>9}   95 % limits of agreement")
     for index, stats in result.statistics.items():
         display, unit = INDICES[index]
-        r = "n/a" if stats["pearson_r"] is None else f"{stats['pearson_r']:.3f}"
-        bias = "n/a" if stats["bias"] is None else f"{stats['bias']:.2f}"
-        sd = "n/a" if stats["sd"] is None else f"{stats['sd']:.2f}"
-        limits = "n/a" if stats["sd"] is None else f"[{stats['loa_lower']:.2f}, {stats['loa_upper']:.2f}] {unit}"
+        r, bias, sd = (format_number(stats[key], spec) for key, spec in (("pearson_r", ".3f"), ("bias", ".2f"),
+                                                                         ("sd", ".2f")))
+        limits = MISSING if stats["sd"] is None else f"[{stats['loa_lower']:.2f}, {stats['loa_upper']:.2f}] {unit}"
         print(f"  {display + f' ({unit})':<26}{stats['n']:>4}{r:>8}{bias:>9}{sd:>9}   {limits}")
     for side, names in result.unmatched.items():
         if names:

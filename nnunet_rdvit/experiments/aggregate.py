@@ -23,7 +23,7 @@ import numpy as np
 
 from nnunet_rdvit.experiments.grid import ExperimentGrid, Job
 from nnunet_rdvit.experiments.hd95 import hd95
-from nnunet_rdvit.experiments.nnunet_folders import read_json
+from nnunet_rdvit.nnunet_folders import read_json
 from nnunet_rdvit.experiments.runner import State, job_state
 from nnunet_rdvit.quiet_itk import quiet_simpleitk
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from nnunet_rdvit.atomic import atomic_path, write_json_atomic
+from nnunet_rdvit.atomic import write_json_atomic, write_text_atomic
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.experiments.aggregate import OVERALL, structure_names
 from nnunet_rdvit.experiments.grid import ExperimentGrid, Job
@@ -44,6 +44,7 @@ from nnunet_rdvit.experiments.report import write_csv
 from nnunet_rdvit.experiments.runner import CPU_ENV, State, job_state
 from nnunet_rdvit.experiments.test_set import model_dataset_json, score_predictions
 from nnunet_rdvit.fraction_trainer_names import TimeBudget
+from nnunet_rdvit.number_format import format_number
 from nnunet_rdvit.stock_commands import run_stock_command
 
 FINAL = "checkpoint_final.pth"
@@ -344,8 +345,7 @@ def write_learning_curves(points: Sequence[CurvePoint], grid: ExperimentGrid, ou
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"table (Markdown)": out_dir / f"{TABLE}.md", "table (CSV)": out_dir / f"{TABLE}.csv",
              "table (JSON)": out_dir / f"{TABLE}.json"}
-    with atomic_path(paths["table (Markdown)"]) as temporary:
-        temporary.write_text(markdown_report(points, grid), encoding="utf-8")
+    write_text_atomic(paths["table (Markdown)"], markdown_report(points, grid))
     write_csv(paths["table (CSV)"], curve_rows(points), CurveRow)
     write_json_atomic(paths["table (JSON)"], {"dataset": grid.dataset, "configuration": grid.configurations[0],
                                               "fold": grid.folds[0], "budget": _budget(grid),
@@ -424,7 +424,7 @@ def _null_if_nan(value):
 
 
 def _number(value: float, digits: int = 3) -> str:
-    return "–" if math.isnan(value) else f"{value:.{digits}f}"
+    return format_number(value, f".{digits}f")
 
 
 def _budget(grid: ExperimentGrid) -> str:

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Sequence
 
 from nnunet_rdvit.ablation_names import FULL_MODEL
-from nnunet_rdvit.atomic import atomic_path
+from nnunet_rdvit.atomic import atomic_path, write_text_atomic
 from nnunet_rdvit.experiments.ablation import AblationRow
 from nnunet_rdvit.experiments.aggregate import OVERALL, CaseScore, SummaryRow
 from nnunet_rdvit.experiments.grid import ExperimentGrid, Job
 from nnunet_rdvit.experiments.plot import plot_dice_vs_fraction
 from nnunet_rdvit.experiments.stats import Comparison
+from nnunet_rdvit.number_format import MISSING, format_number
 
 FIGURE = "dice_vs_fraction.png"
 MARKDOWN = "results.md"
@@ -55,8 +56,7 @@ def write_report(results: ExperimentResults, out_dir: Path) -> dict[str, Path]:
         plot_dice_vs_fraction(results.validation_rows, results.grid.trainers, out_dir / FIGURE,
                               f"{results.grid.dataset}\n{_budget(results.grid)}")
         paths["figure"] = out_dir / FIGURE
-    with atomic_path(out_dir / MARKDOWN) as temporary:
-        temporary.write_text(markdown_report(results), encoding="utf-8")
+    write_text_atomic(out_dir / MARKDOWN, markdown_report(results))
     paths["report (Markdown)"] = out_dir / MARKDOWN
     return paths
 
@@ -115,7 +115,7 @@ def dice_table(rows: Sequence[SummaryRow], grid: ExperimentGrid, metric: str, un
     for configuration, percent, trainer in sorted(keyed, key=lambda k: (k[0], k[1], order.get(k[2], len(order)))):
         cells = keyed[(configuration, percent, trainer)]
         n = cells[OVERALL].n if OVERALL in cells else next(iter(cells.values())).n
-        values = [_mean_std(cells[s], metric) if s in cells else "–" for s in structures]
+        values = [_mean_std(cells[s], metric) if s in cells else MISSING for s in structures]
         body.append(f"| {trainer} | {percent} % | {configuration} | {n} | " + " | ".join(values) + " |")
     return header + (body or ["| (no finished results) |"])
 
@@ -133,7 +133,7 @@ def ablation_table(rows: Sequence[AblationRow], metric: str) -> list[str]:
     body = []
     for (configuration, percent, trainer), cells in keyed.items():
         first = next(iter(cells.values()))
-        values = [_ablation_cell(cells[s], metric) if s in cells else "–" for s in structures]
+        values = [_ablation_cell(cells[s], metric) if s in cells else MISSING for s in structures]
         body.append(f"| {trainer} | {percent} % | {configuration} | {first.n_folds} | " + " | ".join(values)
                     + f" | {first.change} |")
     return header + (body or ["| (no finished results) |"])
@@ -142,7 +142,7 @@ def ablation_table(rows: Sequence[AblationRow], metric: str) -> list[str]:
 def _ablation_cell(row: AblationRow, metric: str) -> str:
     digits = 3 if metric == "dice" else 1
     text = _format_mean_std(row.mean, row.std, digits)
-    if text == "–" or row.is_reference or math.isnan(row.difference):
+    if text == MISSING or row.is_reference or math.isnan(row.difference):
         return text
     return f"{text} (Δ {_number(row.difference, digits, signed=True)}, p {_p(row.p_value)})"
 
@@ -154,18 +154,16 @@ def _mean_std(row: SummaryRow, metric: str) -> str:
 
 def _format_mean_std(mean: float, std: float, digits: int) -> str:
     if math.isnan(mean):
-        return "–"
+        return MISSING
     return _number(mean, digits) + ("" if math.isnan(std) else f" ± {_number(std, digits)}")
 
 
 def _number(value: float, digits: int = 3, signed: bool = False) -> str:
-    if math.isnan(value):
-        return "–"
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    return format_number(value, f"{'+' if signed else ''}.{digits}f")
 
 
 def _p(value: float) -> str:
-    return "–" if math.isnan(value) else (f"{value:.2g}" if value < 0.001 else f"{value:.3f}")
+    return MISSING if math.isnan(value) else (f"{value:.2g}" if value < 0.001 else f"{value:.3f}")
 
 
 def _budget(grid: ExperimentGrid) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, TextIO
 
+from nnunet_rdvit.devices import resolve_device_name
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.experiments.grid import ExperimentGrid, Job
 from nnunet_rdvit.stock_commands import CPU_FRIENDLY_ENV, run_stock_command
@@ -74,21 +75,21 @@ def visible_gpus() -> list[str]:
 
 
 def resolve_devices(device: str, gpus: str) -> tuple[str, list[str]]:
-    """``--device auto|cpu|cuda`` and ``--gpus auto|none|0,1,...`` -> (nnU-Net device, GPUs to spread jobs over)."""
+    """``-device auto|cpu|cuda`` and ``--gpus auto|none|0,1,...`` -> (nnU-Net device, GPUs to spread jobs over)."""
     if gpus not in ("auto", "none"):
         chosen = [gpu.strip() for gpu in gpus.split(",")]
         if not all(gpu.isdigit() for gpu in chosen) or len(set(chosen)) != len(chosen):
             raise UserError(f"--gpus must be auto, none or distinct GPU ids like 0,1,3; got {gpus!r}")
         if device == "cpu":
-            raise UserError(f"--gpus {gpus} contradicts --device cpu; drop one of them")
+            raise UserError(f"--gpus {gpus} contradicts -device cpu; drop one of them")
         return "cuda", chosen
     if device == "cpu" or gpus == "none":
         return ("cpu" if device == "auto" else device), []
     detected = visible_gpus()
     if device == "cuda" and not detected:
-        raise UserError("--device cuda but no GPU is visible; use --device cpu, or --gpus none to print "
+        raise UserError("-device cuda but no GPU is visible; use -device cpu, or --gpus none to print "
                         "commands for other machines")
-    return ("cuda" if detected else "cpu"), detected
+    return resolve_device_name(device, cuda_available=bool(detected)), detected
 
 
 def plan_jobs(grid: ExperimentGrid, results: Path, device: str, gpus: list[str]) -> list[PlannedJob]:

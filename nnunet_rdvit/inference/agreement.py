@@ -19,13 +19,13 @@ from typing import Sequence
 
 import numpy as np
 
+from nnunet_rdvit.acdc_labels import LABELS
 from nnunet_rdvit.atomic import write_json_atomic
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.inference.agreement_figure import write_bland_altman
 from nnunet_rdvit.inference.cardiac_indices import INDICES, cardiac_indices, structure_volumes_ml
 from nnunet_rdvit.inference.discovery import PHASES, find_patient_folders, frame_file, read_frames
 from nnunet_rdvit.inference.nifti_io import Volume3D, nifti_stem, read_labels
-from nnunet_rdvit.inference.structure_stats import REGIONS
 from nnunet_rdvit.inference.tables import write_csv
 from nnunet_rdvit.output_lock import output_lock
 from nnunet_rdvit.paths import check_output_outside, prepare_output_folder, remove_if_empty, require_folder
@@ -151,7 +151,7 @@ def _ground_truth(folder: Path, record: dict, predicted_folder: Path) -> tuple[d
         if path is None:
             return None, f"no ground truth {folder.name}_frame{frames[phase]:02d}_gt.nii.gz for the {phase} frame"
         try:
-            labels = read_labels(path, frozenset(REGIONS.values()))
+            labels = read_labels(path, frozenset(LABELS.values()))
         except UserError as error:
             return None, str(error)
         mismatch = _grid_mismatch(labels, predicted_folder / record.get("segmentations", {}).get(phase, ""))

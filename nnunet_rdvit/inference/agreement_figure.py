@@ -9,6 +9,7 @@ import numpy as np
 
 from nnunet_rdvit.inference.cardiac_indices import INDICES
 from nnunet_rdvit.inference.overlay import save_png
+from nnunet_rdvit.number_format import format_number
 
 
 def write_bland_altman(target: Path, pairs: list[dict], statistics: dict[str, dict]) -> None:
@@ -44,7 +45,7 @@ def write_bland_altman(target: Path, pairs: list[dict], statistics: dict[str, di
 
 
 def _legend(stats: dict) -> str:
-    r = "n/a" if stats["pearson_r"] is None else f"{stats['pearson_r']:.3f}"
+    r = format_number(stats["pearson_r"], ".3f")
     lines = [f"n = {stats['n']}, r = {r}", f"bias = {stats['bias']:.2f}"]
     if stats["sd"] is not None:
         lines.append(f"LoA = [{stats['loa_lower']:.2f}, {stats['loa_upper']:.2f}]")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-STRUCTURES = {"RV": 1, "MYO": 2, "LV": 3}
+from nnunet_rdvit.acdc_labels import STRUCTURES
+from nnunet_rdvit.number_format import MISSING
+
 MYOCARDIAL_DENSITY_G_PER_ML = 1.05
 # Index name -> (display name, unit). Names carry their unit so CSV columns are self-explaining.
 INDICES = {
@@ -47,4 +49,4 @@ def cardiac_indices(ed_volumes_ml: dict[str, float], es_volumes_ml: dict[str, fl
 
 def format_index(name: str, value: float | None) -> str:
     display, unit = INDICES[name]
-    return f"{display}: n/a" if value is None else f"{display}: {value:.1f} {unit}"
+    return f"{display}: {MISSING}" if value is None else f"{display}: {value:.1f} {unit}"

@@ -16,6 +16,8 @@ from typing import Sequence
 
 import torch
 
+from nnunet_rdvit.acdc_labels import LABELS, LV, MYO
+from nnunet_rdvit.devices import resolve_device
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.paths import require_folder
 from nnunet_rdvit.tile_step import tile_step_problem
@@ -24,9 +26,11 @@ from nnunet_rdvit.tile_step import tile_step_problem
 # segmentation.py hands to nnU-Net. Reorienting readers would need the reorientation undone too.
 SUPPORTED_READERS = ("SimpleITKIO", "NibabelIO")
 _FOLD = re.compile(r"^fold_\d+$")
-# Accepted names (lower case) per ACDC label value: this package's converter (dataset_conversion.acdc.LABELS),
-# then nnU-Net's own Dataset027_ACDC conversion.
-_ACDC_LABEL_NAMES = {0: {"background"}, 1: {"rv"}, 2: {"myo", "mlv"}, 3: {"lv", "lvc"}}
+# Accepted names (lower case) per ACDC label value: this package's (acdc_labels.LABELS), then those of nnU-Net's
+# own Dataset027_ACDC conversion.
+_DATASET027_NAMES = {MYO: "mlv", LV: "lvc"}
+_ACDC_LABEL_NAMES = {value: {name.lower()} | ({_DATASET027_NAMES[value]} if value in _DATASET027_NAMES else set())
+                     for name, value in LABELS.items()}
 
 
 @dataclass
@@ -72,7 +76,7 @@ def load_model(folder: Path, folds: Sequence[int | str] | None = None, checkpoin
         raise UserError(f"the model in {folder} was planned with the {reader} reader; predict supports models "
                         f"planned with {' or '.join(SUPPORTED_READERS)} (nnU-Net's defaults for NIfTI)")
     folds = _resolve_folds(folder, folds, checkpoint)
-    torch_device = _device(device)
+    torch_device = resolve_device(device)
     if tile_step_problem(step_size):
         raise UserError(tile_step_problem(step_size))
     try:
@@ -168,14 +172,6 @@ def _other_checkpoints(folder: Path) -> str:
     suggested = next((name for name in ("checkpoint_final.pth", "checkpoint_best.pth") if name in names), names[0])
     unfinished = "" if "checkpoint_final.pth" in names else "training unfinished? "
     return f" (found {', '.join(names)} in {', '.join(folds)}: {unfinished}pass -chk {suggested} to use it)"
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
-    return torch.device(name)
 
 
 def _first_sentence(error: BaseException) -> str:

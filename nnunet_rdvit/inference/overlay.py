@@ -13,8 +13,8 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap, to_rgba  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from nnunet_rdvit.acdc_labels import STRUCTURES  # noqa: E402
 from nnunet_rdvit.atomic import atomic_path  # noqa: E402
-from nnunet_rdvit.inference.cardiac_indices import STRUCTURES  # noqa: E402
 
 LABEL_COLOURS = {"RV": "#2f7de1", "MYO": "#2bb24c", "LV": "#e8463a"}
 

@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from nnunet_rdvit import __version__
+from nnunet_rdvit.acdc_labels import DESCRIPTION, LABEL_NAMES
 from nnunet_rdvit.atomic import write_json_atomic
 from nnunet_rdvit.errors import UserError
 from nnunet_rdvit.inference.batch_files import INDICES_FILE, earlier_summary, index_row, write_batch_files
@@ -34,13 +35,11 @@ from nnunet_rdvit.inference.nifti_io import Volume3D, read_image, write_like
 from nnunet_rdvit.inference.report_figure import write_report
 from nnunet_rdvit.inference.segmentation import segment
 from nnunet_rdvit.inference.slices import slice_axis
-from nnunet_rdvit.inference.structure_stats import REGIONS, introspection_summary, summary_rows
+from nnunet_rdvit.inference.structure_stats import introspection_summary, summary_rows
 from nnunet_rdvit.inference.tables import write_csv
+from nnunet_rdvit.number_format import MISSING
 from nnunet_rdvit.output_lock import output_lock
 from nnunet_rdvit.paths import check_output_outside, prepare_output_folder, remove_if_empty
-
-LABEL_NAMES = {str(value): name for name, value in REGIONS.items()}
-
 
 @dataclass
 class PredictSettings:
@@ -175,7 +174,7 @@ class _Run:
         self.patients.append(record)
         ef = record["indices"]["LV_EF_percent"]
         self.say(f"  {patient.name}: LV EDV {volumes['ED']['LV']:.1f} mL, ESV {volumes['ES']['LV']:.1f} mL, "
-                 f"EF {'n/a' if ef is None else f'{ef:.1f} %'}")
+                 f"EF {MISSING if ef is None else f'{ef:.1f} %'}")
 
     def volume(self, job: VolumeJob) -> tuple[Volume3D, np.ndarray] | None:
         """Segment and write one volume; None (and a recorded failure) if it cannot be done."""
@@ -239,7 +238,7 @@ class _Run:
                                        f"{self.model.trainer}", image, labels, maps)
             write_json_atomic(stem.with_name(f"{job.case_id}_introspection.json"), summary)
         write_like(image, labels, stem.with_name(f"{job.case_id}.nii.gz"),
-                   "nnunet-rdvit: 0 background 1 RV 2 MYO 3 LV")
+                   f"nnunet-rdvit: {DESCRIPTION}")
         sidecar["seconds_total"] = time.perf_counter() - start
         write_json_atomic(stem.with_name(f"{job.case_id}.json"), sidecar)
         self.wrote_anything = True

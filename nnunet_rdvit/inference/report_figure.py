@@ -7,10 +7,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from nnunet_rdvit.inference.cardiac_indices import INDICES, STRUCTURES
+from nnunet_rdvit.acdc_labels import STRUCTURES
+from nnunet_rdvit.inference.cardiac_indices import INDICES
 from nnunet_rdvit.inference.nifti_io import Volume3D
 from nnunet_rdvit.inference.overlay import legend_handles, save_png, show_contours, show_image, show_labels
 from nnunet_rdvit.inference.slices import heart_crop, in_plane_aspect, mid_slice, slice_axis, take_slice
+from nnunet_rdvit.number_format import format_number
 
 
 def write_report(target: Path, patient: str, frames: dict[str, int], images: dict[str, Volume3D],
@@ -41,7 +43,7 @@ def write_report(target: Path, patient: str, frames: dict[str, int], images: dic
     table_ax.axis("off")
     rows = [[INDICES[name][0], _value(value), INDICES[name][1]] for name, value in indices.items()]
     rows += [[f"{structure} volume at {phase}", _value(volumes_ml[phase][structure]), "mL"]
-             for phase in ("ED", "ES") for structure in ("RV", "MYO", "LV")]
+             for phase in ("ED", "ES") for structure in STRUCTURES]
     half = (len(rows) + 1) // 2
     left, right = rows[:half], rows[half:] + [["", "", ""]] * (2 * half - len(rows))
     table = table_ax.table(cellText=[a + b for a, b in zip(left, right)],
@@ -56,4 +58,4 @@ def write_report(target: Path, patient: str, frames: dict[str, int], images: dic
 
 
 def _value(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
+    return format_number(value, ".1f")

@@ -12,13 +12,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import binary_erosion
 
-from nnunet_rdvit.inference.cardiac_indices import STRUCTURES
+from nnunet_rdvit.acdc_labels import LABELS
 from nnunet_rdvit.inference.introspection import TokenMaps
 
-REGIONS = {"background": 0, **STRUCTURES}
 
-
-def boundary_mask(region: np.ndarray, axis: int) -> np.ndarray:
+def boundary_voxel_mask(region: np.ndarray, axis: int) -> np.ndarray:
     """Voxels of ``region`` with an in-plane 4-neighbour outside it (``axis`` = slice axis)."""
     cross = np.zeros((3, 3, 3), dtype=bool)
     centre = [slice(1, 2)] * 3
@@ -32,9 +30,9 @@ def boundary_mask(region: np.ndarray, axis: int) -> np.ndarray:
 def introspection_summary(labels: np.ndarray, maps: TokenMaps, axis: int) -> dict:
     """Per structure: voxels, mean loops overall / at the boundary / in the interior, and expert shares."""
     summary: dict = {}
-    for name, label in REGIONS.items():
+    for name, label in LABELS.items():
         region = (labels == label) & maps.covered
-        boundary = boundary_mask(region, axis)
+        boundary = boundary_voxel_mask(region, axis)
         entry: dict = {"voxels": int(region.sum())}
         if maps.halting is not None:
             interior = region & ~boundary

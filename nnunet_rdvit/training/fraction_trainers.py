@@ -23,7 +23,7 @@ import functools
 from os.path import join
 from typing import ClassVar
 
-from nnunetv2.paths import nnUNet_raw
+import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_rdvit.atomic import write_json_atomic
@@ -32,6 +32,7 @@ from nnunet_rdvit.dataset_conversion.metadata import load_case_metadata
 from nnunet_rdvit.fraction_trainer_names import (FRACTION_BASES, STANDARD_PERCENTS, FractionTrainerSpec,
                                                  TimeBudget, invalid_fraction_name_reason,
                                                  parse_fraction_trainer_name)
+from nnunet_rdvit.nnunet_folders import folder_variable
 from nnunet_rdvit.training.checkpoints import CrashSafeCheckpoints
 from nnunet_rdvit.training.registry import fraction_base_classes
 from nnunet_rdvit.training.time_budget import TimedTraining
@@ -73,8 +74,9 @@ class DataFractionMixin(TimedTraining, CrashSafeCheckpoints):
     def _case_metadata(self) -> dict[str, dict]:
         """``case_metadata.json`` beside the preprocessed data, else in the raw dataset folder, else none."""
         metadata = load_case_metadata(self.preprocessed_dataset_folder_base)
-        if not metadata and nnUNet_raw:
-            metadata = load_case_metadata(join(nnUNet_raw, self.plans_manager.dataset_name))
+        raw = folder_variable("nnUNet_raw")
+        if not metadata and raw is not None:
+            metadata = load_case_metadata(raw / self.plans_manager.dataset_name)
         return metadata
 
     def _budget_record(self) -> dict:

@@ -33,6 +33,7 @@ from nnunet_rdvit.training.registry import register_trainer
 from nnunet_rdvit.training.time_budget import BudgetedTraining
 from nnunet_rdvit.training.token_grid import TOKEN_SIZE_KEY, default_token_size, fit_plans_to_tokens
 from nnunet_rdvit.training.trainer_errors import TrainerSetupError, require_configuration
+from nnunet_rdvit.unwrap import unwrap_network
 
 AUX_LOG_KEYS = ("ponder_time", "ponder_loss", "halting_prior_loss", "balance_loss", "z_loss", "expert_load")
 # Arguments the trainer sets itself; they cannot come from ``network_kwargs``.
@@ -129,8 +130,7 @@ class TransformerTrainer(BudgetedTraining, CrashSafeCheckpoints, nnUNetTrainer):
 
     @property
     def unwrapped_network(self) -> TokenSegmentationNetwork:
-        network = self.network.module if self.is_ddp else self.network
-        return getattr(network, "_orig_mod", network)
+        return unwrap_network(self.network)
 
     def train_step(self, batch: dict) -> dict:
         result = super().train_step(batch)

@@ -1,6 +1,7 @@
 """Finding nnU-Net's folders, datasets and preprocessed configurations, with errors that say the fix.
 
-Read from the environment at call time (not import time), so tests and the runner can set them per run.
+Read from the environment at call time (not import time), so tests, the runner and the demo can set them per
+run. Every command, the converter and the trainers read the variables here.
 """
 
 from __future__ import annotations
@@ -9,27 +10,36 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Mapping
 
 from nnunet_rdvit.errors import UserError, first_sentence
 from nnunet_rdvit.paths import creatable_folder_problem, kind_of
 
 
-def nnunet_folder(variable: str, must_exist: bool = True) -> Path:
-    """The folder named by ``$variable`` (one of nnUNet_raw, nnUNet_preprocessed, nnUNet_results)."""
-    value = os.environ.get(variable, "").strip()
-    if not value:
+def folder_variable(variable: str, environment: Mapping[str, str] | None = None) -> Path | None:
+    """``$variable`` (from ``environment``, default ``os.environ``) as an absolute path; None when unset or blank."""
+    value = (os.environ if environment is None else environment).get(variable, "").strip()
+    return Path(value).expanduser().resolve() if value else None
+
+
+def nnunet_folder(variable: str, must_exist: bool = True, alternative: str | None = None) -> Path:
+    """The folder named by ``$variable`` (one of nnUNet_raw, nnUNet_preprocessed, nnUNet_results): an existing
+    folder, or with ``must_exist=False`` one that can be created. Every refusal names the fix, followed by
+    ", or ``alternative``" when the caller has another way in (analysis: labelled folders instead)."""
+    otherwise = f", or {alternative}" if alternative else ""
+    path = folder_variable(variable)
+    if path is None:
         raise UserError(f"{variable} is not set: export {variable}=/path/to/{variable} (nnU-Net's folder "
-                        f"variables must be set as for nnUNetv2_train)")
-    path = Path(value).expanduser().resolve()
+                        f"variables must be set as for nnUNetv2_train){otherwise}")
     if not must_exist:
         problem = creatable_folder_problem(path)
         if problem is not None:
-            raise UserError(f"{variable}: {problem}; point {variable} to a folder you can write to")
+            raise UserError(f"{variable}: {problem}; point {variable} to a folder you can write to{otherwise}")
         return path
     kind = kind_of(path)
     if kind != "a folder":
         what = "does not exist" if kind.startswith("missing") else f"is {kind}, not a folder"
-        raise UserError(f"{variable}: {path} {what}; point {variable} to the existing nnU-Net folder")
+        raise UserError(f"{variable}: {path} {what}; point {variable} to the existing nnU-Net folder{otherwise}")
     return path
 
 
