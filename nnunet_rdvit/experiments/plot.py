@@ -4,6 +4,7 @@ against training time (learning curves)."""
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -72,10 +73,11 @@ def plot_learning_curves(series: Mapping[str, Mapping[str, Sequence[tuple[float,
 
 
 def _save(figure, first_axis, ylabel: str, title: str, path: Path) -> None:
-    """Label, legend and title, then the PNG written atomically."""
+    """Label, legend and title (wrapped to the figure's width), then the PNG written atomically."""
     first_axis.set_ylabel(ylabel)
     first_axis.legend(loc="best", fontsize=9)
-    figure.suptitle(title, fontsize=10)
+    characters = int(figure.get_figwidth() * 12)  # about what fits at 10 pt
+    figure.suptitle(textwrap.fill(title, characters), fontsize=10)
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=120)
