@@ -11,7 +11,8 @@ from nnunet_rdvit.atomic import atomic_path
 def plot_aux_progress(log: Mapping[str, Sequence], output_file: str | Path) -> None:
     """Ponder time/loss, balance and z-loss, and expert load per epoch, in one figure.
 
-    ``log`` maps keys (``ponder_time``, ``ponder_loss``, ``balance_loss``, ``z_loss``, ``expert_load``) to
+    ``log`` maps keys (``ponder_time``, ``ponder_loss``, ``halting_prior_loss``, ``balance_loss``, ``z_loss``,
+    ``expert_load``) to
     one value per epoch; missing or empty keys are left out.
     """
     import matplotlib
@@ -23,6 +24,8 @@ def plot_aux_progress(log: Mapping[str, Sequence], output_file: str | Path) -> N
     panels = []
     if log.get("ponder_time"):
         panels.append(("ACT", [("ponder_time", "mean loops per token"), ("ponder_loss", "ponder loss (N + R)")]))
+    if log.get("halting_prior_loss"):
+        panels.append(("ACT halting prior", [("halting_prior_loss", "KL(p_t || prior), summed over loops")]))
     if log.get("balance_loss"):
         panels.append(("MoE losses", [("balance_loss", "balance loss (1 = balanced)"), ("z_loss", "router z-loss")]))
     if log.get("expert_load"):

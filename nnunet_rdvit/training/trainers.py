@@ -2,7 +2,7 @@
 
 Each trainer is a small override of nnUNetTrainer: the network comes from ``network_class`` and
 ``network_kwargs``; AdamW with warm-up, polynomial decay and clipping at 1 replaces SGD; deep
-supervision is off; the ponder, balance and z-losses are added to nnU-Net's Dice+CE; ACT and MoE
+supervision is off; the ponder, halting-prior, balance and z-losses are added to nnU-Net's Dice+CE; ACT and MoE
 statistics are logged per epoch and drawn in ``aux_progress.png`` beside nnU-Net's ``progress.png``;
 checkpoints are written atomically (:mod:`nnunet_rdvit.training.checkpoints`); ``budget`` shortens the training
 (:class:`~nnunet_rdvit.training.time_budget.BudgetedTraining`). Subclass one of these (keeping the ``__init__``
