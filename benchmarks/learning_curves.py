@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_rdvit.experiments.learning_curve import (LearningCurve, learning_curve_grid, markdown_report,
-                                                         snapshot_environment, write_learning_curves)
+    from nnunet_rdvit.experiments.learning_curve import (CurveSetting, LearningCurve, learning_curve_grid,
+                                                         markdown_report, snapshot_environment, write_learning_curves)
     from nnunet_rdvit.nnunet_folders import check_preprocessed, nnunet_folder, resolve_dataset
     from nnunet_rdvit.experiments.runner import plan_jobs, print_dry_run, resolve_devices, run_jobs
     from nnunet_rdvit.fraction_trainer_names import TimeBudget
@@ -97,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nEvaluating the checkpoints of {dataset} {args.configuration} fold {args.fold} on {device}", flush=True)
     curve = LearningCurve(grid, results, raw, preprocessed, args.output, device, test)
     points = curve.evaluate()
-    paths = write_learning_curves(points, grid, args.output)
-    print("\n" + markdown_report(points, grid))
+    setting = CurveSetting.of(grid)
+    paths = write_learning_curves(points, setting, args.output)
+    print("\n" + markdown_report(points, setting))
     for description, path in paths.items():
         print(f"  {description:<18} {path}")
     if failures:

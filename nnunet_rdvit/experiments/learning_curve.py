@@ -340,25 +340,74 @@ class LearningCurve:
         print(text, file=self.echo, flush=True)
 
 
-def write_learning_curves(points: Sequence[CurvePoint], grid: ExperimentGrid, out_dir: Path) -> dict[str, Path]:
+@dataclass(frozen=True)
+class CurveSetting:
+    """What every point of one table shares; it heads the table and titles the figure."""
+
+    dataset: str
+    configuration: str
+    fold: int
+    percent: int
+    plans: str
+    budget: str  # e.g. "30 minutes of training, 50 iterations per epoch, batch 8, no test-time mirroring"
+
+    @classmethod
+    def of(cls, grid: ExperimentGrid) -> "CurveSetting":
+        return cls(grid.dataset, grid.configurations[0], grid.folds[0], grid.percents[0], grid.plans, _budget(grid))
+
+
+def write_learning_curves(points: Sequence[CurvePoint], setting: CurveSetting, out_dir: Path) -> dict[str, Path]:
     """The table (Markdown, long CSV, JSON) and the Dice-vs-time figure; returns {description: path}."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"table (Markdown)": out_dir / f"{TABLE}.md", "table (CSV)": out_dir / f"{TABLE}.csv",
              "table (JSON)": out_dir / f"{TABLE}.json"}
-    write_text_atomic(paths["table (Markdown)"], markdown_report(points, grid))
+    write_text_atomic(paths["table (Markdown)"], markdown_report(points, setting))
     write_csv(paths["table (CSV)"], curve_rows(points), CurveRow)
-    write_json_atomic(paths["table (JSON)"], {"dataset": grid.dataset, "configuration": grid.configurations[0],
-                                              "fold": grid.folds[0], "budget": _budget(grid),
+    write_json_atomic(paths["table (JSON)"], {**dataclasses.asdict(setting),
                                               "points": [_jsonable(point) for point in points]})
     if points:
         series = {}
         for point in points:
             series.setdefault(point.split, {}).setdefault(point.trainer, []).append(
                 (point.training_seconds / 60.0, point.dice[OVERALL]))
-        plot_learning_curves(series, out_dir / FIGURE,
-                             f"{grid.dataset} {grid.configurations[0]} fold {grid.folds[0]}: {_budget(grid)}")
+        plot_learning_curves(series, out_dir / FIGURE, f"{setting.dataset} {setting.configuration} fold "
+                                                       f"{setting.fold}: {setting.budget}")
         paths["figure"] = out_dir / FIGURE
     return paths
+
+
+def read_learning_curves(path: Path) -> tuple[CurveSetting, list[CurvePoint]]:
+    """A ``learning_curves.json`` as :func:`write_learning_curves` wrote it."""
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+        setting = CurveSetting(**{field.name: table[field.name] for field in dataclasses.fields(CurveSetting)})
+        points = [CurvePoint(**{**point, "ponder_time": _nan_if_null(point["ponder_time"]),
+                                "dice": {key: _nan_if_null(value) for key, value in point["dice"].items()}})
+                  for point in table["points"]]
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror or error}") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{path} is not a learning-curve table of this version ({type(error).__name__}: {error}); "
+                        f"run benchmarks/learning_curves.py again on its folder to rewrite it") from None
+    return setting, points
+
+
+def merge_learning_curves(tables: Sequence[tuple[Path, CurveSetting, Sequence[CurvePoint]]]
+                          ) -> tuple[CurveSetting, list[CurvePoint]]:
+    """One table from several (e.g. trainers run by separate commands): same setting, no point twice."""
+    (first_path, setting, _), points, seen = tables[0], [], {}
+    for path, other, table_points in tables:
+        for field in dataclasses.fields(CurveSetting):
+            if getattr(other, field.name) != getattr(setting, field.name):
+                raise UserError(f"{path} and {first_path} differ in {field.name} ({getattr(other, field.name)!r} "
+                                f"vs {getattr(setting, field.name)!r}); only curves of one setting share a table")
+        for point in table_points:
+            key = (point.model, point.checkpoint, point.split)
+            if key in seen:
+                raise UserError(f"{point.model} {point.checkpoint} ({point.split}) is in both {seen[key]} and {path}")
+            seen[key] = path
+            points.append(point)
+    return setting, points
 
 
 def curve_rows(points: Sequence[CurvePoint]) -> list[CurveRow]:
@@ -367,9 +416,9 @@ def curve_rows(points: Sequence[CurvePoint]) -> list[CurveRow]:
             for point in points for structure, dice in point.dice.items()]
 
 
-def markdown_report(points: Sequence[CurvePoint], grid: ExperimentGrid) -> str:
-    lines = [f"# Learning curves on {grid.dataset}, {grid.configurations[0]}, fold {grid.folds[0]}", "",
-             f"Budget: {_budget(grid)}; data fraction {grid.percents[0]} %; plans {grid.plans}. Dice: nnU-Net's "
+def markdown_report(points: Sequence[CurvePoint], setting: CurveSetting) -> str:
+    lines = [f"# Learning curves on {setting.dataset}, {setting.configuration}, fold {setting.fold}", "",
+             f"Budget: {setting.budget}; data fraction {setting.percent} %; plans {setting.plans}. Dice: nnU-Net's "
              f"predictor and metric (mean over cases per structure; mean: nnU-Net's foreground mean). Steps: "
              f"epochs × iterations per epoch. Ponder time: mean ACT loops per token over the checkpoint's last "
              f"training epoch.", ""]
@@ -421,6 +470,10 @@ def _jsonable(point: CurvePoint) -> dict:
 
 def _null_if_nan(value):
     return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _nan_if_null(value):
+    return math.nan if value is None else value
 
 
 def _number(value: float, digits: int = 3) -> str:
