@@ -29,6 +29,8 @@ def test_quick_benchmark_prints_every_table(benchmarks_on_path: None, capsys: py
                   "Per-loop gradient checkpointing", "Cost as tokens grow", "running fraction", "Targets"):
         assert title in printed, title
     assert "| U-Net" in printed and "| RD-ViT+MoE" in printed and "×ViT" in printed
+    for configuration in ("2d", "3d_fullres"):
+        assert f"RD-ViT sparse inference per ACDC volume ≤ 0.2 × the U-Net's ({configuration})" in printed
 
 
 def test_peak_memory_worker_reports_a_positive_peak(benchmarks_on_path: None) -> None:
