@@ -15,14 +15,13 @@ evaluated checkpoints are not evaluated again. See docs/learning_curves.md.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
 
 from nnunet_rdvit.commands import common_arguments as common
 from nnunet_rdvit.commands.argument_types import (data_percent, existing_folder, float_in_range, output_folder,
                                                   positive_int, training_minutes)
-from nnunet_rdvit.errors import UserError
+from nnunet_rdvit.errors import UserError, exit_status
 from nnunet_rdvit.fraction_trainer_names import FRACTION_BASES
 
 PROG = "learning_curves.py"
@@ -124,14 +123,7 @@ def _test_folder(images: Path | None, labels: Path | None):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except UserError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; run the same command again to continue", file=sys.stderr)
-        return 130
+    return exit_status(PROG, lambda: run(args), interrupted="interrupted; run the same command again to continue")
 
 
 if __name__ == "__main__":

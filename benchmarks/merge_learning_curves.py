@@ -12,12 +12,11 @@ into ``-o``, as ``learning_curves.py`` does. See docs/learning_curves.md.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 from typing import Sequence
 
+from nnunet_rdvit.commands import common_arguments as common
 from nnunet_rdvit.commands.argument_types import existing_file, output_folder
-from nnunet_rdvit.errors import UserError
+from nnunet_rdvit.errors import UserError, exit_status
 
 PROG = "merge_learning_curves.py"
 
@@ -27,8 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("tables", nargs="+", type=existing_file, metavar="JSON",
                         help="learning_curves.json files written by learning_curves.py")
-    parser.add_argument("-o", "--output", type=output_folder, required=True,
-                        help="folder for the merged table and figure")
+    common.add_output_folder(parser, "the merged table and figure", required=True, kind=output_folder)
     return parser
 
 
@@ -49,11 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except UserError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+    return exit_status(PROG, lambda: run(args))
 
 
 if __name__ == "__main__":

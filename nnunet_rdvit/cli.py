@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 from typing import Sequence
 
 from nnunet_rdvit import __version__
-from nnunet_rdvit.errors import UserError
+from nnunet_rdvit.errors import exit_status
 
 # Module names under nnunet_rdvit.commands, in the order `--help` lists them.
 COMMANDS = ("demo", "convert_acdc", "classify", "experiment", "predict", "index_agreement", "analyze")
@@ -35,14 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args._run(args) or 0)
-    except UserError as error:
-        print(f"nnunet-rdvit {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"nnunet-rdvit {args.command}: interrupted", file=sys.stderr)
-        return 130
+    return exit_status(f"nnunet-rdvit {args.command}", lambda: args._run(args))
 
 
 if __name__ == "__main__":

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from nnunet_rdvit import cli
 from nnunet_rdvit.commands import common_arguments
+from script_support import BENCHMARKS
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-BENCHMARK_SCRIPTS = ("learning_curves", "bench_models", "nnunet_iteration_time", "classification_digits")
+BENCHMARK_SCRIPTS = ("learning_curves", "merge_learning_curves", "bench_models", "nnunet_iteration_time",
+                     "classification_digits")
 # Spellings of the 0.x releases before issue 14; none is accepted any more.
 OLD_SPELLINGS = ("--no-mirroring", "--mirroring", "--no-tta", "--device", "--step-size", "--no-progress",
                  "--model-arg")

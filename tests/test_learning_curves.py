@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from budget_support import FakeClock, make_trainer, use_workspace
+from script_support import import_benchmark, run_main
 from nnunet_rdvit.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,19 +29,7 @@ GRID_DATASET = "Dataset998_Curves"
 
 @pytest.fixture
 def script(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # as when run directly
-    import learning_curves
-
-    return learning_curves
-
-
-def _main(script, argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    try:
-        code = script.main(argv)
-    except SystemExit as exit_:  # argparse
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return import_benchmark(monkeypatch, "learning_curves")
 
 
 def _train_with_snapshots(workspace, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -93,7 +82,7 @@ def test_snapshots_are_scored_on_the_whole_fold_and_a_rerun_skips_them(
             "--snapshot-minutes", "0.5", "-device", "cpu", "--test-images", str(dataset / "imagesTs"),
             "--test-labels", str(dataset / "labelsTs"), "-o", str(out)]
 
-    code, printed, errors = _main(script, argv, capsys)
+    code, printed, errors = run_main(script, argv, capsys)
     assert code == 0, errors
     assert "1 finished (skipped), 0 to continue (--c), 0 to start" in printed  # the training stage: nothing to do
     assert "checkpoint_at_60s.pth: the same epoch as checkpoint_final.pth, left out" in printed
@@ -147,7 +136,7 @@ def test_snapshots_are_scored_on_the_whole_fold_and_a_rerun_skips_them(
         raise UserError("stopped before predicting")
 
     monkeypatch.setattr(learning_curve, "run_stock_command", record_prediction)
-    code, printed, errors = _main(script, argv, capsys)
+    code, printed, errors = run_main(script, argv, capsys)
     assert code == 0 and not predicted, errors
     assert printed.count("already evaluated, skipped") == 2
     assert json.loads((out / "learning_curves.json").read_text())["points"] == points
@@ -155,7 +144,7 @@ def test_snapshots_are_scored_on_the_whole_fold_and_a_rerun_skips_them(
     # A snapshot rewritten since (a run started over) is evaluated again; its old predictions are not reused.
     snapshot_file = fold / "checkpoint_at_40s.pth"
     os.utime(snapshot_file, ns=(snapshot_file.stat().st_atime_ns, snapshot_file.stat().st_mtime_ns + 10**9))
-    code, printed, errors = _main(script, argv, capsys)
+    code, printed, errors = run_main(script, argv, capsys)
     assert code == 2 and "error: stopped before predicting" in errors
     assert predicted and predicted[0][predicted[0].index("-chk") + 1] == "checkpoint_at_40s.pth"
     assert not list(predictions.glob("*.nii.gz"))
@@ -179,7 +168,7 @@ def test_dry_run_continues_interrupted_trainings_with_snapshots_on(
                    / "RDViTTrainer_frac100_min30_bs8_notta__nnUNetPlans__2d" / "fold_0")
     interrupted.mkdir(parents=True)
     (interrupted / "checkpoint_latest.pth").write_bytes(b"")
-    code, printed, errors = _main(script, ["-d", "998", "-tr", "RDViTTrainer", "nnUNetTrainer", "--minutes", "30",
+    code, printed, errors = run_main(script, ["-d", "998", "-tr", "RDViTTrainer", "nnUNetTrainer", "--minutes", "30",
                                            "--batch-size", "8", "--disable_tta", "-device", "cpu", "--dry-run"],
                                   capsys)
     assert code == 0, errors
@@ -209,7 +198,7 @@ def test_bad_input_is_one_clear_line_and_exit_2(script, grid_folders: dict[str, 
     defaults = {"-d": "998", "--minutes": "30"}
     given = dict(zip(argv[::2], argv[1::2]))
     full = [item for key, value in {**defaults, **given}.items() for item in (key, value)]
-    code, printed, errors = _main(script, [*full, "--dry-run", "-device", "cpu"], capsys)
+    code, printed, errors = run_main(script, [*full, "--dry-run", "-device", "cpu"], capsys)
     last = errors.strip().splitlines()[-1]  # argparse prints its usage above
     assert code == 2 and last.startswith("learning_curves.py: error: ") and message in last, errors
     assert "Traceback" not in errors
@@ -219,7 +208,7 @@ def test_bad_input_is_one_clear_line_and_exit_2(script, grid_folders: dict[str, 
 def test_missing_nnunet_variable_is_named(script, grid_folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture) -> None:
     monkeypatch.delenv("nnUNet_raw")
-    code, _, errors = _main(script, ["-d", "998", "--minutes", "30", "--dry-run"], capsys)
+    code, _, errors = run_main(script, ["-d", "998", "--minutes", "30", "--dry-run"], capsys)
     assert code == 2 and errors.strip() == ("learning_curves.py: error: nnUNet_raw is not set: export "
                                             "nnUNet_raw=/path/to/nnUNet_raw (nnU-Net's folder variables must be set "
                                             "as for nnUNetv2_train)")

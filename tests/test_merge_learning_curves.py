@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from script_support import import_benchmark, run_main
 from nnunet_rdvit.experiments.learning_curve import (CurvePoint, CurveSetting, read_learning_curves,
                                                      write_learning_curves)
 
-REPO = Path(__file__).resolve().parents[1]
 SETTING = CurveSetting(dataset="Dataset027_ACDC", configuration="2d", fold=0, percent=100, plans="nnUNetPlans",
                        budget="30 minutes of training (epochs of 50 iterations), batch 8")
 
@@ -27,19 +27,7 @@ def _point(trainer: str, checkpoint: str, seconds: float, mean: float, ponder: f
 
 @pytest.fixture
 def script(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # as when run directly
-    import merge_learning_curves
-
-    return merge_learning_curves
-
-
-def _main(script, argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    try:
-        code = script.main(argv)
-    except SystemExit as exit_:  # argparse
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return import_benchmark(monkeypatch, "merge_learning_curves")
 
 
 def _table(folder: Path, points: list[CurvePoint], setting: CurveSetting = SETTING) -> Path:
@@ -63,7 +51,7 @@ def test_merged_table_and_figure_hold_every_trainer(tmp_path: Path, script, caps
     second = _table(tmp_path / "b", [_point("nnUNetTrainer", "checkpoint_final.pth", 1800, 0.7)])
     out = tmp_path / "merged"
 
-    code, printed, errors = _main(script, [str(first), str(second), "-o", str(out)], capsys)
+    code, printed, errors = run_main(script, [str(first), str(second), "-o", str(out)], capsys)
 
     assert code == 0, errors
     merged = json.loads((out / "learning_curves.json").read_text())
@@ -94,9 +82,9 @@ def test_tables_of_different_settings_or_the_same_checkpoint_twice_are_refused(t
              ([tmp_path / "missing.json"], "missing.json")]
     for tables, message in cases:
         out = tmp_path / "merged"
-        code, printed, errors = _main(script, [*map(str, tables), "-o", str(out)], capsys)
+        code, printed, errors = run_main(script, [*map(str, tables), "-o", str(out)], capsys)
         assert code == 2 and message in errors, (tables, errors)
         assert not out.exists()  # nothing written
 
-    code, printed, errors = _main(script, [str(rdvit), "-o", str(rdvit.parent)], capsys)
+    code, printed, errors = run_main(script, [str(rdvit), "-o", str(rdvit.parent)], capsys)
     assert code == 2 and "holds one of the tables being merged" in errors
