@@ -349,7 +349,7 @@ class CurveSetting:
     fold: int
     percent: int
     plans: str
-    budget: str  # e.g. "30 minutes of training, 50 iterations per epoch, batch 8, no test-time mirroring"
+    budget: str  # e.g. "30 minutes of training (epochs of 50 iterations), batch 8, no test-time mirroring"
 
     @classmethod
     def of(cls, grid: ExperimentGrid) -> "CurveSetting":
